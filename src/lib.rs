@@ -1,0 +1,10 @@
+//! Satchel: a PocketBase-compatible backend in one small binary.
+//!
+//! The crate is laid out by domain. `http` accepts and routes requests,
+//! `store` owns the SQLite connections (one writer thread, read-only
+//! connections for workers), and the domain modules (`collections`,
+//! `records`, `auth`, `settings`) hold the API's behaviour. `query` and
+//! `security` are domain-free tools with their own tests.
+#![forbid(unsafe_code)]
+
+pub mod security;

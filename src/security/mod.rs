@@ -1,0 +1,6 @@
+//! Domain-free security primitives: randomness, encodings, password hashing,
+//! JWT signing and settings encryption. Nothing here knows about HTTP,
+//! collections or records.
+
+pub mod base64;
+pub mod random;
