@@ -7,4 +7,8 @@
 //! `security` are domain-free tools with their own tests.
 #![forbid(unsafe_code)]
 
+pub mod collections;
+pub mod datetime;
+pub mod error;
 pub mod security;
+pub mod store;

@@ -48,7 +48,11 @@ pub fn decode_url(text: &str) -> Result<Vec<u8>, DecodeError> {
 fn encode(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let symbols = chunk.len() + 1;
         for i in 0..4 {
@@ -67,7 +71,11 @@ fn decode(text: &[u8], alphabet: &[u8; 64]) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError);
     }
     let value_of = |c: u8| -> Result<u32, DecodeError> {
-        alphabet.iter().position(|&a| a == c).map(|p| p as u32).ok_or(DecodeError)
+        alphabet
+            .iter()
+            .position(|&a| a == c)
+            .map(|p| p as u32)
+            .ok_or(DecodeError)
     };
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     for chunk in text.chunks(4) {
@@ -102,7 +110,15 @@ mod tests {
 
     #[test]
     fn matches_rfc4648_vectors() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")];
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
         for (plain, encoded) in cases {
             assert_eq!(encode_std(plain.as_bytes()), encoded);
             assert_eq!(decode_std(encoded).unwrap(), plain.as_bytes());

@@ -1,0 +1,60 @@
+//! Everything that touches the SQLite files. One writer thread owns the only
+//! write connection (`writer`); worker threads each own a read-only
+//! connection (`open_reader`). Nobody opens a connection on the side.
+//!
+//! The PRAGMAs match the reference's (`busy_timeout` first, WAL, NORMAL sync),
+//! so a data dir moves between PocketBase and Satchel in both directions.
+
+pub mod bootstrap;
+pub mod writer;
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+
+pub use writer::{WriteTx, Writer, WriterError};
+
+/// PRAGMAs shared by every connection. `busy_timeout` comes first so the
+/// others can wait out a checkpoint instead of failing.
+const COMMON_PRAGMAS: &str = "
+    PRAGMA busy_timeout = 10000;
+    PRAGMA journal_size_limit = 200000000;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA foreign_keys = ON;
+    PRAGMA temp_store = MEMORY;
+    PRAGMA cache_size = -32000;
+";
+
+/// Opens (creating if needed) the write connection and switches it to WAL.
+pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.execute_batch(COMMON_PRAGMAS)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// Opens a read-only connection for one worker. `query_only` makes any
+/// stray write fail loudly instead of racing the writer.
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch(COMMON_PRAGMAS)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// Quotes an identifier for SQL with backticks, as the reference writes its
+/// DDL. Callers must only pass names already checked against the schema;
+/// doubling the backtick keeps even a hostile name inert.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
