@@ -3,4 +3,5 @@
 //! collections or records.
 
 pub mod base64;
+pub mod jwt;
 pub mod random;
