@@ -4,4 +4,5 @@
 
 pub mod base64;
 pub mod jwt;
+pub mod password;
 pub mod random;
