@@ -10,5 +10,6 @@
 pub mod collections;
 pub mod datetime;
 pub mod error;
+pub mod query;
 pub mod security;
 pub mod store;
