@@ -21,6 +21,8 @@
 mod ast;
 mod error;
 mod lexer;
+mod parser;
 
 pub use ast::{Comparison, Expr, FunctionCall, Identifier, Modifier, Op, OpKind, Operand};
 pub use error::FilterError;
+pub use parser::{parse, parse_with_limits, Limits};
