@@ -21,6 +21,7 @@
 mod ast;
 mod error;
 mod lexer;
+mod like;
 mod parser;
 
 pub use ast::{Comparison, Expr, FunctionCall, Identifier, Modifier, Op, OpKind, Operand};
