@@ -18,12 +18,23 @@
 //!
 //! Errors map to HTTP 400, except [`FilterError::Forbidden`] (403), which
 //! only resolvers produce.
+
 mod ast;
+mod compile;
+mod datetime;
 mod error;
+mod functions;
 mod lexer;
 mod like;
 mod parser;
 
+#[cfg(test)]
+mod test_support;
+
 pub use ast::{Comparison, Expr, FunctionCall, Identifier, Modifier, Op, OpKind, Operand};
+pub use compile::{
+    compile, CompileOptions, CompiledFilter, Fragment, MultiMatch, NullFallback, Resolved,
+    ResolvedExpr, Resolver, SqlValue, MULTI_MATCH_ALIAS_PREFIX,
+};
 pub use error::FilterError;
 pub use parser::{parse, parse_with_limits, Limits};
