@@ -29,6 +29,8 @@ mod like;
 mod parser;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod test_support;
 
 pub use ast::{Comparison, Expr, FunctionCall, Identifier, Modifier, Op, OpKind, Operand};

@@ -1,0 +1,221 @@
+//! Property tests: whatever the input, parsing and compiling never panic, and
+//! text from the input never becomes SQL text — every literal is a parameter.
+
+use proptest::prelude::*;
+use rusqlite::Connection;
+
+use super::compile::{compile, CompiledFilter};
+use super::parser::parse;
+use super::test_support::{database, FakeResolver, OPTIONS};
+
+/// Appears in every generated string literal, and nowhere in the SQL the
+/// compiler or the fake resolver write on their own.
+const MARKER: &str = "ZQX";
+
+fn parse_and_compile(input: &str) -> Option<CompiledFilter> {
+    let expr = parse(input).ok()??;
+    compile(&expr, &mut FakeResolver::default(), &OPTIONS).ok()
+}
+
+/// The compiler's own quoted fragments; after removing them no quote may remain.
+fn without_own_literals(sql: &str) -> String {
+    sql.replace("ESCAPE '\\'", "")
+        .replace("'%'", "")
+        .replace("''", "")
+}
+
+fn assert_safe_sql(compiled: &CompiledFilter) {
+    let rest = without_own_literals(&compiled.sql);
+    assert!(
+        !rest.contains('\'') && !rest.contains('"') && !rest.contains(MARKER),
+        "input text reached the SQL: {}",
+        compiled.sql
+    );
+    assert_eq!(
+        compiled.sql.matches('?').count(),
+        compiled.params.len(),
+        "placeholders vs params in {}",
+        compiled.sql
+    );
+}
+
+/// The SQL must be valid for SQLite. `geoDistance` needs the math functions,
+/// which the bundled SQLite is not built with, so it is only checked textually.
+fn assert_prepares(conn: &Connection, compiled: &CompiledFilter) {
+    if compiled.sql.contains("radians(") {
+        return;
+    }
+    let sql = format!(
+        "SELECT 1 FROM posts [p] \
+         LEFT JOIN json_each([p].[tags]) [tags_join] \
+         LEFT JOIN json_each([p].[wanted]) [wanted_join] \
+         LEFT JOIN json_each([p].[dates]) [dates_join] WHERE {}",
+        compiled.sql
+    );
+    if let Err(error) = conn.prepare(&sql) {
+        panic!("invalid SQL ({error}): {sql}");
+    }
+}
+
+/// A quoted literal holding the marker and awkward characters, escaped so the
+/// lexer reads back exactly `content`.
+fn quoted_literal() -> impl Strategy<Value = String> {
+    (
+        "[a-z0-9 '\"%_\\\\;()-]{0,6}",
+        "[a-z0-9 '\"%_\\\\;()-]{0,6}",
+        prop::bool::ANY,
+    )
+        .prop_map(|(before, after, single)| {
+            let quote = if single { '\'' } else { '"' };
+            let content = format!("{before}{MARKER}{after}");
+            let mut literal = String::from(quote);
+            for c in content.chars() {
+                if c == '\\' || c == quote {
+                    literal.push('\\');
+                }
+                literal.push(c);
+            }
+            literal.push(quote);
+            literal
+        })
+}
+
+fn token() -> impl Strategy<Value = String> {
+    let fixed = prop::sample::select(vec![
+        "title",
+        "views",
+        "flag",
+        "when",
+        "maybe",
+        "meta",
+        "tags",
+        "wanted",
+        "dates",
+        "nope",
+        "title:lower",
+        "tags:each",
+        "@now",
+        "@year",
+        "@todayEnd",
+        "@request.auth.id",
+        "@request.body.x",
+        "null",
+        "TRUE",
+        "false",
+        "and",
+        "or",
+        "=",
+        "!=",
+        "~",
+        "!~",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "?=",
+        "?!=",
+        "?~",
+        "?!~",
+        "?<",
+        "?<=",
+        "?>",
+        "?>=",
+        "==",
+        "<>",
+        "&&",
+        "||",
+        "&",
+        "(",
+        ")",
+        ",",
+        "geoDistance(",
+        "strftime(",
+        "foo(",
+        "1",
+        "-2.5",
+        "0",
+        "'%Y'",
+        "// note\n",
+        "/",
+        "\r",
+        "é",
+    ])
+    .prop_map(str::to_owned);
+    prop_oneof![4 => fixed, 1 => quoted_literal()]
+}
+
+/// A syntactically valid filter built from comparisons, joins and parentheses.
+fn valid_filter() -> impl Strategy<Value = String> {
+    let operand = prop_oneof![
+        prop::sample::select(vec![
+            "title",
+            "views",
+            "maybe",
+            "meta",
+            "tags",
+            "wanted",
+            "dates",
+            "@now",
+            "@day",
+            "null",
+            "true",
+            "-1.5",
+            "42",
+            "strftime('%Y', dates)",
+            "strftime('%m')",
+        ])
+        .prop_map(str::to_owned),
+        quoted_literal(),
+    ];
+    let op = prop::sample::select(vec![
+        "=", "!=", "~", "!~", "<", "<=", ">", ">=", "?=", "?!=", "?~", "?!~", "?<", "?<=", "?>",
+        "?>=",
+    ]);
+    let comparison =
+        (operand.clone(), op, operand).prop_map(|(left, op, right)| format!("{left} {op} {right}"));
+    comparison.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} && {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} || {b}")),
+            inner.prop_map(|a| format!("({a})")),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_text_never_panics(input in "\\PC{0,200}") {
+        if let Some(compiled) = parse_and_compile(&input) {
+            assert_eq!(compiled.sql.matches('?').count(), compiled.params.len());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_text_never_panic(input in prop::collection::vec(any::<char>(), 0..300)) {
+        let input: String = input.into_iter().collect();
+        let _ = parse_and_compile(&input);
+    }
+
+    #[test]
+    fn token_soup_never_leaks_literals(tokens in prop::collection::vec(token(), 0..16)) {
+        let input = tokens.join(" ");
+        if let Some(compiled) = parse_and_compile(&input) {
+            assert_safe_sql(&compiled);
+            assert_prepares(&database(), &compiled);
+        }
+    }
+
+    #[test]
+    fn valid_filters_compile_to_valid_sql(filter in valid_filter()) {
+        let expr = parse(&filter);
+        prop_assert!(matches!(expr, Ok(Some(_))), "{filter:?}: {expr:?}");
+        let compiled = parse_and_compile(&filter);
+        prop_assert!(compiled.is_some(), "{filter:?} did not compile");
+        if let Some(compiled) = compiled {
+            assert_safe_sql(&compiled);
+            assert_prepares(&database(), &compiled);
+        }
+    }
+}
