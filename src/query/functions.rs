@@ -100,7 +100,11 @@ fn strftime(
     }
     let format = resolve(format)?;
     let Some((time_value, modifiers)) = rest.split_first() else {
-        return Ok(strftime_result(&format, None, &[], None));
+        return Ok(ResolvedExpr {
+            expr: strftime_call(&format, None, &[]),
+            null_fallback: NullFallback::Enforced,
+            multi_match: None,
+        });
     };
     if matches!(time_value, Operand::Function(_)) {
         return Err(FilterError::invalid(
@@ -117,53 +121,41 @@ fn strftime(
         }
         modifier_terms.push(resolve(modifier)?);
     }
-    let many = match &time_value {
-        Term::Expr(resolved) => resolved.multi_match.clone(),
-        _ => None,
-    };
-    Ok(strftime_result(
-        &format,
-        Some(&without_multi_match(time_value)),
-        &modifier_terms,
-        many,
-    ))
-}
-
-/// `strftime(format, time, modifiers…)`; when the time value is multi-valued
-/// the same call is applied to each element for the every-element check.
-fn strftime_result(
-    format: &Term,
-    time_value: Option<&Term>,
-    modifiers: &[Term],
-    many: Option<MultiMatch>,
-) -> ResolvedExpr {
-    let call = |time_sql: Option<&dyn Fn(&mut Fragment)>| {
-        let mut sql = Fragment::sql("strftime(");
-        format.write(&mut sql);
-        if let Some(write_time) = time_sql {
-            sql.push_sql(", ");
-            write_time(&mut sql);
+    let (time_sql, many) = match time_value {
+        Term::Expr(resolved) => (resolved.expr, resolved.multi_match),
+        other => {
+            let mut sql = Fragment::default();
+            other.write(&mut sql);
+            (sql, None)
         }
-        for modifier in modifiers {
-            sql.push_sql(", ");
-            modifier.write(&mut sql);
-        }
-        sql.push_sql(")");
-        sql
     };
-    let expr = match time_value {
-        Some(term) => call(Some(&|sql: &mut Fragment| term.write(sql))),
-        None => call(None),
-    };
+    // A multi-valued time value: the every-element check formats each element.
     let multi_match = many.map(|many| MultiMatch {
-        value: call(Some(&|sql: &mut Fragment| sql.push_fragment(&many.value))),
+        value: strftime_call(&format, Some(&many.value), &modifier_terms),
         source: many.source,
     });
-    ResolvedExpr {
-        expr,
+    Ok(ResolvedExpr {
+        expr: strftime_call(&format, Some(&time_sql), &modifier_terms),
+        // NULL (an unparsable date) compares as ''.
         null_fallback: NullFallback::Enforced,
         multi_match,
+    })
+}
+
+/// `strftime(format[, time][, modifiers…])`.
+fn strftime_call(format: &Term, time: Option<&Fragment>, modifiers: &[Term]) -> Fragment {
+    let mut sql = Fragment::sql("strftime(");
+    format.write(&mut sql);
+    if let Some(time) = time {
+        sql.push_sql(", ");
+        sql.push_fragment(time);
     }
+    for modifier in modifiers {
+        sql.push_sql(", ");
+        modifier.write(&mut sql);
+    }
+    sql.push_sql(")");
+    sql
 }
 
 fn without_multi_match(term: Term) -> Term {
