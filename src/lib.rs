@@ -12,4 +12,5 @@ pub mod datetime;
 pub mod error;
 pub mod query;
 pub mod security;
+pub mod settings;
 pub mod store;
