@@ -1,5 +1,6 @@
 //! Application settings: the typed document with the reference's defaults,
-//! PATCH merging and validation, and the public (secret-free) view.
+//! PATCH merging and validation, the public (secret-free) view, and the
+//! stored form with optional AES-GCM encryption at rest.
 //!
 //! Domain-free of HTTP and of the database: callers hand in JSON values and
 //! stored bytes and get back settings, field errors or stored text. Secrets
@@ -11,6 +12,7 @@ mod field_errors;
 pub mod formats;
 mod model;
 mod patch;
+mod storage;
 mod validate;
 
 pub use field_errors::{FieldError, FieldErrors};
@@ -19,6 +21,7 @@ pub use model::{
     S3Settings, Settings, SmtpSettings, TrustedProxySettings, SECRET_PATHS,
 };
 pub use patch::{apply_patch, PatchError};
+pub use storage::{decode_from_storage, encode_for_storage, LoadError, StoreError};
 pub use validate::validate;
 
 use serde_json::Value;
@@ -76,6 +79,9 @@ mod tests {
         assert!(view["smtp"].get("password").is_none());
         assert!(view["s3"].get("secret").is_none());
         assert!(view["backups"]["s3"].get("secret").is_none());
+        // ... while the stored form keeps them.
+        let stored = encode_for_storage(&settings, None).unwrap();
+        assert!(stored.contains("smtp-pw-1") && stored.contains("backup-secret-3"));
     }
 
     #[test]
