@@ -10,6 +10,7 @@
 pub mod collections;
 pub mod datetime;
 pub mod error;
+pub mod mail;
 pub mod query;
 pub mod security;
 pub mod settings;

@@ -49,6 +49,33 @@ fn remove_path(value: &mut Value, path: &[&str]) {
     }
 }
 
+impl SmtpSettings {
+    /// The mail client's configuration for these settings. Fails only for a
+    /// port outside 1..=65535, which validation (like the reference's) lets
+    /// through.
+    pub fn mail_config(&self) -> Result<crate::mail::SmtpConfig, crate::mail::SmtpError> {
+        let port = u16::try_from(self.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                crate::mail::SmtpError::InvalidConfig(format!(
+                    "SMTP port {} is out of range",
+                    self.port
+                ))
+            })?;
+        Ok(crate::mail::SmtpConfig {
+            host: self.host.clone(),
+            port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            auth_method: self.auth_method.clone(),
+            tls: self.tls,
+            local_name: self.local_name.clone(),
+            ..crate::mail::SmtpConfig::default()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +117,26 @@ mod tests {
         settings.smtp.password = "kept".into();
         let round_trip = apply_patch(&settings, &public_view(&settings)).unwrap();
         assert_eq!(round_trip.smtp.password, "kept");
+    }
+
+    #[test]
+    fn mail_config_carries_the_smtp_section() {
+        let mut smtp = SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 2525,
+            username: "u".into(),
+            password: "p".into(),
+            auth_method: "LOGIN".into(),
+            ..SmtpSettings::default()
+        };
+        let config = smtp.mail_config().unwrap();
+        assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 2525));
+        assert_eq!(
+            (config.username.as_str(), config.password.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(config.auth_method, "LOGIN");
+        smtp.port = 70000;
+        assert!(smtp.mail_config().is_err());
     }
 }
