@@ -231,7 +231,7 @@ impl Session {
 
     fn expect_greeting(&mut self) -> Result<(), SmtpError> {
         let reply = self.read_reply("greeting")?;
-        expect(&reply, &[220], "greeting")
+        require_reply(&reply, &[220], "greeting")
     }
 
     /// EHLO, falling back to HELO for servers that do not speak ESMTP.
@@ -243,7 +243,7 @@ impl Session {
         }
         self.write_line(&format!("HELO {name}"), "HELO")?;
         let reply = self.read_reply("HELO")?;
-        expect(&reply, &[250], "HELO")?;
+        require_reply(&reply, &[250], "HELO")?;
         Ok(Extensions::default())
     }
 
@@ -275,26 +275,25 @@ impl Session {
             self.write_line(&token, "AUTH PLAIN")?;
             reply = self.read_reply("AUTH PLAIN")?;
         }
-        expect(&reply, &[235], "AUTH PLAIN")
+        require_reply(&reply, &[235], "AUTH PLAIN")
     }
 
     fn auth_login(&mut self, config: &SmtpConfig) -> Result<(), SmtpError> {
         self.write_line("AUTH LOGIN", "AUTH LOGIN")?;
         let reply = self.read_reply("AUTH LOGIN")?;
-        expect(&reply, &[334], "AUTH LOGIN")?;
+        require_reply(&reply, &[334], "AUTH LOGIN")?;
         self.write_line(&encode_std(config.username.as_bytes()), "AUTH LOGIN")?;
         let reply = self.read_reply("AUTH LOGIN")?;
-        expect(&reply, &[334], "AUTH LOGIN")?;
+        require_reply(&reply, &[334], "AUTH LOGIN")?;
         self.write_line(&encode_std(config.password.as_bytes()), "AUTH LOGIN")?;
         let reply = self.read_reply("AUTH LOGIN")?;
-        expect(&reply, &[235], "AUTH LOGIN")
+        require_reply(&reply, &[235], "AUTH LOGIN")
     }
 
-    fn command(&mut self, line: &str, accepted: &[u16], stage: &str) -> Result<Reply, SmtpError> {
+    fn command(&mut self, line: &str, accepted: &[u16], stage: &str) -> Result<(), SmtpError> {
         self.write_line(line, "command")?;
         let reply = self.read_reply("reply")?;
-        expect(&reply, accepted, stage)?;
-        Ok(reply)
+        require_reply(&reply, accepted, stage)
     }
 
     /// The message with CRLF line ends and dot-stuffing, then `.` and the
@@ -303,7 +302,7 @@ impl Session {
         let wire = dot_stuff(message);
         self.write_all(wire.as_bytes(), "DATA")?;
         let reply = self.read_reply("end of DATA")?;
-        expect(&reply, &[250], "message")
+        require_reply(&reply, &[250], "message")
     }
 
     /// Best effort: the mail is accepted already, so a failing QUIT is ignored.
@@ -376,7 +375,7 @@ fn parse_reply_line(line: &str) -> Result<(u16, bool, &str), SmtpError> {
     }
 }
 
-fn expect(reply: &Reply, accepted: &[u16], stage: &str) -> Result<(), SmtpError> {
+fn require_reply(reply: &Reply, accepted: &[u16], stage: &str) -> Result<(), SmtpError> {
     if accepted.contains(&reply.code) {
         return Ok(());
     }

@@ -223,6 +223,11 @@ mod tests {
     /// superuserIPs; read back from its `_params` row.
     const REFERENCE_AES256_ROW: &str = include_str!("testdata/reference_aes256.txt");
     /// Same, with the 16-byte key `0123456789abcdef` (the reference then uses AES-128).
+    ///
+    /// The other direction was checked by hand: a row from
+    /// `encode_for_storage(.., Some(KEY))` written into the reference's
+    /// `_params` started it fine, its GET showed our values, and its test
+    /// mail authenticated with our stored SMTP password.
     const REFERENCE_AES128_ROW: &str = include_str!("testdata/reference_aes128.txt");
 
     fn sample() -> Settings {
