@@ -1,0 +1,24 @@
+//! Records: the data of the collections. This module owns turning request
+//! bodies into validated record values (`prepare`, with `values`,
+//! `modifiers`, `validate`), storing and reading them (`sql`, `relations`)
+//! and showing them (`output`).
+//!
+//! It never speaks HTTP, evaluates API rules, hashes passwords or parses
+//! filter expressions: handlers, `auth` and `query` do, and call in here.
+
+pub mod autogenerate;
+pub mod cast;
+pub mod formats;
+pub mod modifiers;
+pub mod output;
+pub mod prepare;
+pub mod relations;
+pub mod sql;
+pub mod validate;
+pub mod values;
+
+pub use output::{to_json, Viewer};
+pub use prepare::{merge_errors, prepare_create, prepare_update, WriteOptions};
+pub use relations::{check_relations, delete_record, DeleteError, DeleteOutcome, SchemaLookup};
+pub use sql::{Order, SqlParam, WhereSql, WriteError};
+pub use values::RecordValues;
