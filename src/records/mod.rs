@@ -18,7 +18,7 @@ pub mod validate;
 pub mod values;
 
 pub use output::{to_json, Viewer};
-pub use prepare::{merge_errors, prepare_create, prepare_update, WriteOptions};
+pub use prepare::{merge_errors, prepare_create, prepare_update, removed_files, WriteOptions};
 pub use relations::{check_relations, delete_record, DeleteError, DeleteOutcome, SchemaLookup};
 pub use sql::{Order, SqlParam, WhereSql, WriteError};
 pub use values::RecordValues;

@@ -84,6 +84,8 @@ struct Draft<'a> {
     /// The stored record for an update; `None` on create.
     current: Option<&'a RecordValues>,
     opts: &'a WriteOptions,
+    /// `opts.now`, or the current time when the caller left it empty.
+    now: String,
     values: RecordValues,
     errors: FieldErrors,
 }
@@ -102,10 +104,16 @@ impl<'a> Draft<'a> {
                 stored.unwrap_or_else(|| zero_value(&field.kind)),
             );
         }
+        let now = if opts.now.is_empty() {
+            datetime::now_text()
+        } else {
+            opts.now.clone()
+        };
         Draft {
             collection,
             current,
             opts,
+            now,
             values,
             errors: FieldErrors::new(),
         }
@@ -153,7 +161,7 @@ impl<'a> Draft<'a> {
                 };
                 if stamp {
                     self.values
-                        .set(&field.name, Value::String(self.opts.now.clone()));
+                        .set(&field.name, Value::String(self.now.clone()));
                 }
             }
             FieldKind::Password { .. } => {
@@ -318,6 +326,29 @@ fn autogenerate_error(err: &autogenerate::PatternError) -> Value {
         "validation_invalid_autogenerate_pattern",
         &format!("Failed to autogenerate a value: {}.", err.0),
     )
+}
+
+/// The files a write drops: (file field, name) for every name stored in
+/// `before` that `after` no longer holds, for the caller to delete from
+/// storage once the write has committed.
+pub fn removed_files(
+    collection: &Collection,
+    before: &RecordValues,
+    after: &RecordValues,
+) -> Vec<(String, String)> {
+    let mut removed = Vec::new();
+    for field in &collection.fields {
+        if !matches!(field.kind, FieldKind::File { .. }) {
+            continue;
+        }
+        let kept = after.get_strings(&field.name);
+        for name in before.get_strings(&field.name) {
+            if !kept.contains(&name) {
+                removed.push((field.name.clone(), name.to_string()));
+            }
+        }
+    }
+    removed
 }
 
 /// Merges errors found later (e.g. by `check_relations`) into `into`,
@@ -556,6 +587,14 @@ mod tests {
         let u = prepare_update(&c, &v, &body(json!({"created": "2002-02-02"})), &opts).unwrap();
         assert_eq!(u.get_str("created"), "2024-01-01 00:00:00.000Z");
         assert_eq!(u.get_str("updated"), "2024-01-02 00:00:00.000Z");
+    }
+
+    #[test]
+    fn an_empty_now_means_the_current_time() {
+        let c = notes();
+        let v = prepare_create(&c, &Map::new(), &WriteOptions::default()).unwrap();
+        assert_eq!(v.get_str("created").len(), "2024-01-01 00:00:00.000Z".len());
+        assert_eq!(v.get_str("created"), v.get_str("updated"));
     }
 
     #[test]
