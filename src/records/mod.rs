@@ -18,7 +18,13 @@ pub mod validate;
 pub mod values;
 
 pub use output::{to_json, Viewer};
-pub use prepare::{merge_errors, prepare_create, prepare_update, removed_files, WriteOptions};
+pub use prepare::{
+    build_create, build_update, merge_errors, prepare_create, prepare_update, removed_files,
+    Prepared, WriteOptions,
+};
 pub use relations::{check_relations, delete_record, DeleteError, DeleteOutcome, SchemaLookup};
 pub use sql::{Order, SqlParam, WhereSql, WriteError};
 pub use values::RecordValues;
+
+#[cfg(test)]
+mod scenarios;

@@ -58,12 +58,13 @@ impl WriteOptions {
 }
 
 /// The values of a new record built from `body`, or every field's error.
+/// Use [`build_create`] instead when the relation check must run too.
 pub fn prepare_create(
     collection: &Collection,
     body: &Map<String, Value>,
     opts: &WriteOptions,
 ) -> Result<RecordValues, FieldErrors> {
-    Draft::new(collection, None, opts).build(body)
+    build_create(collection, body, opts).into_result()
 }
 
 /// The complete new values of an existing record (`current`, as read from
@@ -74,6 +75,52 @@ pub fn prepare_update(
     body: &Map<String, Value>,
     opts: &WriteOptions,
 ) -> Result<RecordValues, FieldErrors> {
+    build_update(collection, current, body, opts).into_result()
+}
+
+/// A built record together with its validation errors, so that checks
+/// needing the database can still run on the values and report their
+/// errors in the same response, as the reference does:
+///
+/// ```ignore
+/// let mut prepared = build_create(&collection, &body, &opts);
+/// let missing = check_relations(conn, &schema, &collection, &prepared.values)?;
+/// merge_errors(&mut prepared.errors, missing);
+/// let values = prepared.into_result()?; // Err → 400 with every field
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub values: RecordValues,
+    pub errors: FieldErrors,
+}
+
+impl Prepared {
+    /// The values when there is no error, else the errors.
+    pub fn into_result(self) -> Result<RecordValues, FieldErrors> {
+        if self.errors.is_empty() {
+            Ok(self.values)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// [`prepare_create`], keeping the values when there are errors.
+pub fn build_create(
+    collection: &Collection,
+    body: &Map<String, Value>,
+    opts: &WriteOptions,
+) -> Prepared {
+    Draft::new(collection, None, opts).build(body)
+}
+
+/// [`prepare_update`], keeping the values when there are errors.
+pub fn build_update(
+    collection: &Collection,
+    current: &RecordValues,
+    body: &Map<String, Value>,
+    opts: &WriteOptions,
+) -> Prepared {
     Draft::new(collection, Some(current), opts).build(body)
 }
 
@@ -123,7 +170,7 @@ impl<'a> Draft<'a> {
         self.current.is_none()
     }
 
-    fn build(mut self, body: &Map<String, Value>) -> Result<RecordValues, FieldErrors> {
+    fn build(mut self, body: &Map<String, Value>) -> Prepared {
         let collection = self.collection;
         for field in &collection.fields {
             self.apply_field(field, body);
@@ -133,10 +180,9 @@ impl<'a> Draft<'a> {
             self.autogenerate_text();
         }
         self.validate_all();
-        if self.errors.is_empty() {
-            Ok(self.values)
-        } else {
-            Err(self.errors)
+        Prepared {
+            values: self.values,
+            errors: self.errors,
         }
     }
 
