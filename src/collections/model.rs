@@ -181,3 +181,147 @@ impl FieldKind {
         }
     }
 }
+
+/// Every field type name the reference knows, in its own spelling.
+pub const FIELD_TYPES: &[&str] = &[
+    "text", "number", "bool", "email", "url", "editor", "date", "autodate", "select", "file",
+    "relation", "json", "password", "geoPoint",
+];
+
+/// The column definition of the record id: a text primary key with a random
+/// fallback default, exactly as the reference declares it.
+pub const ID_COLUMN_TYPE: &str =
+    "TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL";
+
+impl FieldKind {
+    /// The options of a fresh field of type `type_name`, as the reference
+    /// initialises them; `None` for an unknown type.
+    pub fn default_for(type_name: &str) -> Option<FieldKind> {
+        let kind = match type_name {
+            "text" => FieldKind::Text {
+                min: 0,
+                max: 0,
+                pattern: String::new(),
+                autogenerate_pattern: String::new(),
+                primary_key: false,
+            },
+            "number" => FieldKind::Number {
+                min: None,
+                max: None,
+                only_int: false,
+            },
+            "bool" => FieldKind::Bool,
+            "email" => FieldKind::Email {
+                only_domains: Vec::new(),
+                except_domains: Vec::new(),
+            },
+            "url" => FieldKind::Url {
+                only_domains: Vec::new(),
+                except_domains: Vec::new(),
+            },
+            "editor" => FieldKind::Editor {
+                max_size: 0,
+                convert_urls: false,
+            },
+            "date" => FieldKind::Date {
+                min: String::new(),
+                max: String::new(),
+            },
+            "autodate" => FieldKind::Autodate {
+                on_create: false,
+                on_update: false,
+            },
+            "select" => FieldKind::Select {
+                values: Vec::new(),
+                max_select: 0,
+            },
+            "file" => FieldKind::File {
+                max_select: 0,
+                max_size: 0,
+                mime_types: Vec::new(),
+                thumbs: Vec::new(),
+                protected: false,
+            },
+            "relation" => FieldKind::Relation {
+                collection_id: String::new(),
+                cascade_delete: false,
+                min_select: 0,
+                max_select: 0,
+            },
+            "json" => FieldKind::Json { max_size: 0 },
+            "password" => FieldKind::Password {
+                min: 0,
+                max: 0,
+                pattern: String::new(),
+                cost: 0,
+            },
+            "geoPoint" => FieldKind::GeoPoint,
+            _ => return None,
+        };
+        Some(kind)
+    }
+
+    /// The SQLite column definition the reference uses for this type.
+    pub fn column_type(&self) -> &'static str {
+        match self {
+            FieldKind::Text {
+                primary_key: true, ..
+            } => ID_COLUMN_TYPE,
+            FieldKind::Number { .. } => "NUMERIC DEFAULT 0 NOT NULL",
+            FieldKind::Bool => "BOOLEAN DEFAULT FALSE NOT NULL",
+            FieldKind::Json { .. } => "JSON DEFAULT NULL",
+            FieldKind::GeoPoint => r#"JSON DEFAULT '{"lon":0,"lat":0}' NOT NULL"#,
+            kind if kind.is_multi() => "JSON DEFAULT '[]' NOT NULL",
+            _ => "TEXT DEFAULT '' NOT NULL",
+        }
+    }
+}
+
+impl Field {
+    /// A non-system field with the type's default options and no id yet.
+    pub fn new(name: &str, kind: FieldKind) -> Field {
+        Field {
+            id: String::new(),
+            name: name.to_string(),
+            system: false,
+            hidden: false,
+            presentable: false,
+            required: false,
+            help: String::new(),
+            kind,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+
+    /// True for the record primary key (`id`, a text field marked `primaryKey`).
+    pub fn is_primary_key(&self) -> bool {
+        matches!(
+            self.kind,
+            FieldKind::Text {
+                primary_key: true,
+                ..
+            }
+        )
+    }
+}
+
+impl Collection {
+    pub fn field_by_id(&self, id: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+
+    pub fn is_base(&self) -> bool {
+        self.kind == CollectionType::Base
+    }
+
+    /// The `viewQuery` of a view collection (`""` for other types).
+    pub fn view_query(&self) -> &str {
+        self.options
+            .get("viewQuery")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
