@@ -7,6 +7,7 @@ pub mod index;
 pub mod json;
 pub mod model;
 pub mod registry;
+pub mod view;
 
 pub use model::{Collection, CollectionType, Field, FieldKind};
 pub use registry::Schema;
