@@ -407,4 +407,4 @@ fn plain_messages(errors: &Value) -> Value {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -492,7 +492,7 @@ impl Validator<'_> {
             .existing
             .all()
             .iter()
-            .any(|c| &c.id != &self.candidate.id && c.name.eq_ignore_ascii_case(name));
+            .any(|c| c.id != self.candidate.id && c.name.eq_ignore_ascii_case(name));
         if owned_by_collection {
             return false;
         }
