@@ -19,3 +19,6 @@ pub use index::{unique_indexes, UniqueIndex};
 pub use model::{Collection, CollectionType, Field, FieldKind};
 pub use registry::Schema;
 pub use validate::{build_new, build_update, RuleCheck};
+
+#[cfg(test)]
+mod reference_tests;

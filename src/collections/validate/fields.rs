@@ -267,14 +267,8 @@ fn field_errors(ctx: &FieldContext, field: &Field) -> Map<String, Value> {
         FieldKind::Editor { max_size, .. } | FieldKind::Json { max_size } => {
             put("maxSize", check_range(*max_size, 0, MAX_SAFE_INT));
         }
-        FieldKind::Date { min, max } => {
-            let out_of_range = !min.is_empty() && !max.is_empty() && max < min;
-            put(
-                "max",
-                out_of_range
-                    .then(|| error("validation_date_out_of_range", "The date is out of range")),
-            );
-        }
+        // the reference accepts any pair of date limits, even crossed ones
+        FieldKind::Date { .. } => {}
         FieldKind::Autodate {
             on_create,
             on_update,

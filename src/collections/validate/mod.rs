@@ -121,9 +121,12 @@ pub(crate) fn draft_update(existing: &Collection, patch: &Value) -> Result<Draft
     let requested_type =
         read_str(body, "type", existing.kind.as_str()).map_err(|_| invalid_format())?;
 
+    // a type change is refused, but like the reference the body is still
+    // read as the requested type so every resulting problem is reported
+    let decode_kind = CollectionType::parse(&requested_type).unwrap_or(existing.kind);
     let mut merged = existing.to_full_json();
     merge_onto(&mut merged, patch);
-    let mut draft = decode(&merged, existing.kind).map_err(|_| invalid_format())?;
+    let mut draft = decode(&merged, decode_kind).map_err(|_| invalid_format())?;
     draft.collection.created = existing.created.clone();
     draft.collection.updated = now_text();
     let original_auth = AuthOptions::from_collection(existing);
