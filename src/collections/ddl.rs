@@ -100,6 +100,7 @@ pub fn delete(conn: &Connection, collection: &Collection, schema: &Schema) -> Re
             "DELETE FROM `_collections` WHERE `id` = ?1",
             [&collection.id],
         )?;
+        forget_auth_records(conn, collection, schema)?;
         // SQLite lets a view outlive its table; the reference refuses instead
         let broken_view = schema
             .all()
@@ -141,8 +142,33 @@ pub fn truncate(
             r.release(conn)?;
         }
         conn.execute_batch(&format!("DELETE FROM {}", checked_ident(&collection.name)?))?;
-        Ok(())
+        forget_auth_records(conn, collection, schema)
     })
+}
+
+/// System collections keyed by `collectionRef` + `recordRef`: their rows
+/// about an auth collection's records go when those records go.
+const AUTH_RECORD_TABLES: &[&str] = &["_externalAuths", "_mfas", "_otps", "_authOrigins"];
+
+fn forget_auth_records(
+    conn: &Connection,
+    collection: &Collection,
+    schema: &Schema,
+) -> Result<(), ApiError> {
+    if !collection.is_auth() {
+        return Ok(());
+    }
+    for table in AUTH_RECORD_TABLES
+        .iter()
+        .filter(|t| schema.get_by_name(t).is_some())
+    {
+        let sql = format!(
+            "DELETE FROM {} WHERE `collectionRef` = ?1",
+            checked_ident(table)?
+        );
+        conn.execute(&sql, [&collection.id])?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

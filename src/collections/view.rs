@@ -57,6 +57,22 @@ pub fn create_view_sql(quoted_name: &str, query: &str) -> String {
     )
 }
 
+/// `POST /api/collections/meta/dry-run-view`: the fields a view with this
+/// query would get, as `{"fields": [...]}`, or the reference's 400.
+pub fn dry_run(
+    conn: &Connection,
+    schema: &Schema,
+    query: &str,
+) -> Result<serde_json::Value, crate::error::ApiError> {
+    match infer_fields(conn, schema, query) {
+        Ok(fields) => Ok(serde_json::json!({ "fields": super::json::fields_to_json(&fields) })),
+        Err(err) => Err(crate::error::ApiError::bad_request(&format!(
+            "Invalid view query. Raw error: \n{}.",
+            err.message
+        ))),
+    }
+}
+
 /// Compiles `query` on `conn` and infers the view fields from its result
 /// columns. `schema` supplies the collections the query reads from.
 pub fn infer_fields(
@@ -578,6 +594,18 @@ mod tests {
         assert!(infer_fields(&conn, &schema, "select nonsense from").is_err());
         // a semicolon inside a string is not a statement separator
         assert!(infer_fields(&conn, &schema, "SELECT id, ';' AS semi FROM src").is_ok());
+    }
+
+    #[test]
+    fn dry_runs_answer_like_the_reference() {
+        let (schema, conn) = schema_and_db();
+        let ok = dry_run(&conn, &schema, "SELECT id, label FROM src").unwrap();
+        assert_eq!(ok["fields"].as_array().unwrap().len(), 2);
+        let err = dry_run(&conn, &schema, "SELECT * FROM src").unwrap_err();
+        assert_eq!(
+            err.message(),
+            format!("Invalid view query. Raw error: \n{WILDCARD}.")
+        );
     }
 
     #[test]

@@ -433,3 +433,25 @@ fn truncate_empties_and_resolves_relations() {
     );
     assert_eq!(count("SELECT count(*) FROM target"), 1);
 }
+
+#[test]
+fn emptying_an_auth_collection_forgets_its_sessions() {
+    let (conn, _) = fresh_db();
+    let members = create_from(&conn, json!({"name": "members", "type": "auth"}));
+    conn.execute(
+        "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId) \
+         VALUES ('e1', ?1, 'r1', 'google', 'x'), ('e2', 'other', 'r2', 'google', 'y')",
+        [&members.id],
+    )
+    .unwrap();
+    let schema = Schema::load(&conn).unwrap();
+    truncate(&conn, &members, &schema).unwrap();
+    let left: Vec<String> = conn
+        .prepare("SELECT id FROM _externalAuths")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(left, ["e2"]);
+}
