@@ -12,6 +12,7 @@ pub mod datetime;
 pub mod error;
 pub mod mail;
 pub mod query;
+pub mod realtime;
 pub mod records;
 pub mod security;
 pub mod settings;
