@@ -3,17 +3,24 @@
 //! The crate is laid out by domain. `http` accepts and routes requests,
 //! `store` owns the SQLite connections (one writer thread, read-only
 //! connections for workers), and the domain modules (`collections`,
-//! `records`, `auth`, `settings`) hold the API's behaviour. `query` and
-//! `security` are domain-free tools with their own tests.
+//! `records`, `auth`, `settings`) hold the API's behaviour. `query`,
+//! `security` and `mail` are domain-free tools with their own tests.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod auth;
+pub mod boot;
+pub mod cli;
 pub mod collections;
 pub mod datetime;
 pub mod error;
+pub mod http;
 pub mod mail;
 pub mod query;
 pub mod realtime;
 pub mod records;
+pub mod request_log;
+pub mod run;
 pub mod security;
 pub mod settings;
 pub mod store;

@@ -1,1 +1,7 @@
-fn main() {}
+//! The `satchel` binary: parse the command line and run it. Everything
+//! else lives in the library.
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(satchel::run::main(&args));
+}

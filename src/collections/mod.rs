@@ -3,6 +3,7 @@
 //! (`validate`), keeps a snapshot of them (`registry`), and applies them to
 //! SQLite (`ddl`, `system`, `view`, `index`).
 
+pub mod api;
 pub mod auth_options;
 pub mod ddl;
 pub mod defaults;

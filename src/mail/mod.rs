@@ -18,6 +18,7 @@ mod error;
 mod message;
 mod plain_text;
 mod smtp;
+pub mod templates;
 
 pub use error::SmtpError;
 pub use message::{render_message, Address, Message};

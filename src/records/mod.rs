@@ -3,11 +3,14 @@
 //! `modifiers`, `validate`), storing and reading them (`sql`, `relations`)
 //! and showing them (`output`).
 //!
-//! It never speaks HTTP, evaluates API rules, hashes passwords or parses
-//! filter expressions: handlers, `auth` and `query` do, and call in here.
+//! `api` holds the HTTP handlers and `filter` the meaning of filter and
+//! rule identifiers for records; the rest never speaks HTTP, hashes
+//! passwords or parses filter expressions.
 
+pub mod api;
 pub mod autogenerate;
 pub mod cast;
+pub mod filter;
 pub mod formats;
 pub mod modifiers;
 pub mod output;
@@ -17,6 +20,7 @@ pub mod sql;
 pub mod validate;
 pub mod values;
 
+pub use formats::is_email;
 pub use output::{to_json, Viewer};
 pub use prepare::{
     build_create, build_update, merge_errors, prepare_create, prepare_update, removed_files,

@@ -185,6 +185,31 @@ pub fn find_by_id(
     }
 }
 
+/// The first record whose `field` equals `value` exactly (identity lookups
+/// for sign-in). `field` must be a field of the collection.
+pub fn find_by_field(
+    conn: &Connection,
+    collection: &Collection,
+    field: &str,
+    value: &str,
+) -> rusqlite::Result<Option<RecordValues>> {
+    let Some(field) = collection.field(field) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = ? LIMIT 1",
+        column_list(collection),
+        table(collection),
+        quote_ident(&field.name)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([value])?;
+    match rows.next()? {
+        Some(row) => read_row(collection, row).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// A page of records matching `filter`, in `order` (insertion order when
 /// empty). `limit: None` means no limit.
 pub fn list(

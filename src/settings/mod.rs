@@ -7,6 +7,7 @@
 //! (`smtp.password`, `s3.secret`, `backups.s3.secret`) must never leave
 //! through [`public_view`]; only the stored form carries them.
 
+pub mod api;
 pub mod cron;
 mod field_errors;
 pub mod formats;

@@ -1,0 +1,8 @@
+//! Auth: who the caller is (tokens), password sign-in, and superuser
+//! management for the CLI. OTP, MFA, email flows and OAuth2 build on these.
+
+pub mod api;
+pub mod superusers;
+pub mod token;
+
+pub use token::Auth;

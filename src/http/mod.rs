@@ -1,0 +1,12 @@
+//! HTTP: the server (acceptor, worker pool, panics, common headers), the
+//! router, and the request, body and response types handlers use.
+
+pub mod body;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod static_files;
+
+pub use request::{Method, Req};
+pub use response::{Outcome, Reply};

@@ -1,0 +1,69 @@
+//! What a handler answers. `Reply` is plain data so handlers can be tested
+//! without sockets; the server turns it into bytes and adds the headers
+//! every response carries.
+
+use crate::error::ApiError;
+use serde_json::Value;
+
+/// A finished response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn json(value: &Value) -> Reply {
+        Reply::json_status(200, value)
+    }
+
+    pub fn json_status(status: u16, value: &Value) -> Reply {
+        // Serialising a `Value` cannot fail: its keys are strings.
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body,
+        }
+    }
+
+    /// 204 with no body.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn error(err: &ApiError) -> Reply {
+        let mut reply = Reply::json_status(err.status(), &err.to_json());
+        if let Some(secs) = err.retry_after() {
+            reply.headers.push(("Retry-After".into(), secs.to_string()));
+        }
+        reply
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// Work a handler hands back to run off the worker pool (password hashing),
+/// answering the request when it is done.
+pub type Deferred = Box<dyn FnOnce() -> Result<Reply, ApiError> + Send>;
+
+/// A handler's answer: now, or later from another thread.
+pub enum Outcome {
+    Now(Reply),
+    Later(Deferred),
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Outcome {
+        Outcome::Now(reply)
+    }
+}

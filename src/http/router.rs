@@ -1,0 +1,85 @@
+//! Maps method + path to a handler. The table is one `match` so the whole
+//! API surface reads in one screen. Unknown paths and wrong methods answer
+//! 404 like the reference (it has no 405).
+
+use super::request::{Method, Req};
+use super::response::{Outcome, Reply};
+use crate::app::{App, Ctx};
+use crate::error::ApiError;
+use crate::{auth, collections, records, settings};
+use rusqlite::Connection;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Routes one request. Authentication is resolved first so every handler
+/// sees the same `Ctx`.
+pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Outcome, ApiError> {
+    if req.method == Method::Options && req.header("access-control-request-method").is_some() {
+        return Ok(Reply::no_content().into());
+    }
+    let mut ctx = Ctx::new(app, db, req.remote_ip);
+    ctx.auth = auth::token::authenticate(&ctx, req.header("authorization"));
+    let segments: Vec<String> = req.segments.clone();
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    use Method::*;
+    let outcome: Outcome = match (req.method, path.as_slice()) {
+        (Get | Head, ["api", "health"]) => health(&ctx)?.into(),
+
+        (Get, ["api", "collections"]) => collections::api::list(&ctx, req)?.into(),
+        (Post, ["api", "collections"]) => collections::api::create(&ctx, req)?.into(),
+        (Put, ["api", "collections", "import"]) => collections::api::import(&ctx, req)?.into(),
+        (Get, ["api", "collections", "meta", "scaffolds"]) => {
+            collections::api::scaffolds(&ctx)?.into()
+        }
+        (Get, ["api", "collections", c]) => collections::api::view(&ctx, req, c)?.into(),
+        (Patch, ["api", "collections", c]) => collections::api::update(&ctx, req, c)?.into(),
+        (Delete, ["api", "collections", c]) => collections::api::delete(&ctx, c)?.into(),
+        (Delete, ["api", "collections", c, "truncate"]) => {
+            collections::api::truncate(&ctx, c)?.into()
+        }
+
+        (Get, ["api", "collections", c, "records"]) => records::api::list(&ctx, req, c)?.into(),
+        (Post, ["api", "collections", c, "records"]) => records::api::create(&ctx, req, c)?,
+        (Get, ["api", "collections", c, "records", id]) => {
+            records::api::view(&ctx, req, c, id)?.into()
+        }
+        (Patch, ["api", "collections", c, "records", id]) => {
+            records::api::update(&ctx, req, c, id)?
+        }
+        (Delete, ["api", "collections", c, "records", id]) => {
+            records::api::delete(&ctx, c, id)?.into()
+        }
+
+        (Post, ["api", "collections", c, "auth-with-password"]) => {
+            auth::api::auth_with_password(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "auth-refresh"]) => {
+            auth::api::auth_refresh(&ctx, req, c)?.into()
+        }
+        (Get, ["api", "collections", c, "auth-methods"]) => {
+            auth::api::auth_methods(&ctx, c)?.into()
+        }
+
+        (Get, ["api", "settings"]) => settings::api::get(&ctx)?.into(),
+        (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),
+        (Post, ["api", "settings", "test", "email"]) => {
+            settings::api::test_email(&ctx, req)?.into()
+        }
+
+        _ => super::static_files::serve(&app.config.public_dir, app.config.index_fallback, req)?
+            .into(),
+    };
+    Ok(outcome)
+}
+
+/// `GET /api/health`: liveness, plus a few facts for superusers.
+fn health(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+    let data = if ctx.is_superuser() {
+        json!({ "canBackup": true, "realIP": ctx.client_ip(), "possibleProxyHeader": "" })
+    } else {
+        json!({})
+    };
+    Ok(Reply::json(
+        &json!({ "message": "API is healthy.", "code": 200, "data": data }),
+    ))
+}

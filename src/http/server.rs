@@ -1,0 +1,269 @@
+//! The HTTP server: one tiny_http acceptor, a fixed pool of named worker
+//! threads pulling requests, each with its own read-only SQLite connection.
+//!
+//! A panic while handling a request answers 500 for that request only; the
+//! worker keeps its connection and goes on. Work a handler defers (password
+//! hashing) is answered from the hashing pool so the worker is free at once.
+//! Every response gets the reference's security headers and CORS headers here,
+//! in one place.
+
+use super::request::{Method, Req};
+use super::response::{Outcome, Reply};
+use super::router;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::security::password::PoolBusy;
+use rusqlite::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A running server; `shutdown` stops it gracefully.
+pub struct RunningServer {
+    http: Arc<tiny_http::Server>,
+    stopping: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    pub local_addr: String,
+}
+
+impl RunningServer {
+    /// Binds `addr` and starts `workers` worker threads.
+    pub fn start(app: Arc<App>, addr: &str, workers: usize) -> Result<RunningServer, String> {
+        let http =
+            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local_addr = http
+            .server_addr()
+            .to_ip()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| addr.to_string());
+        let http = Arc::new(http);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::with_capacity(workers);
+        for n in 0..workers.max(1) {
+            let db = app
+                .open_reader()
+                .map_err(|e| format!("cannot open a read connection: {e}"))?;
+            let (app, http, stopping) = (app.clone(), http.clone(), stopping.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("satchel-worker-{n}"))
+                .spawn(move || worker_loop(&app, &http, &db, &stopping))
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+            handles.push(handle);
+        }
+        Ok(RunningServer {
+            http,
+            stopping,
+            workers: handles,
+            local_addr,
+        })
+    }
+
+    /// Stops taking requests, lets in-flight ones finish, joins the workers.
+    pub fn shutdown(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for _ in &self.workers {
+            self.http.unblock();
+        }
+        for worker in self.workers {
+            // `unblock` wakes one waiting worker; keep waking until all are out.
+            while !worker.is_finished() {
+                self.http.unblock();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = worker.join();
+        }
+    }
+}
+
+fn worker_loop(app: &Arc<App>, http: &tiny_http::Server, db: &Connection, stopping: &AtomicBool) {
+    loop {
+        match http.recv() {
+            Ok(request) => handle(app, db, request),
+            Err(e) => {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                log::debug!("accept error: {e}");
+            }
+        }
+    }
+}
+
+/// Handles one request: route it inside `catch_unwind`, then answer.
+fn handle(app: &Arc<App>, db: &Connection, mut request: tiny_http::Request) {
+    let started = std::time::Instant::now();
+    let (outcome, info) = {
+        let mut req = Req::from_tiny(&mut request);
+        let info = RequestInfo::of(&req);
+        let outcome = match catch_unwind(AssertUnwindSafe(|| router::dispatch(app, db, &mut req))) {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(err)) => Outcome::Now(error_reply(&err, &info)),
+            Err(_) => {
+                log::error!("handler panicked: {} {}", info.method_name(), info.path);
+                Outcome::Now(error_reply(&ApiError::internal("handler panicked"), &info))
+            }
+        };
+        (outcome, info)
+    };
+    match outcome {
+        Outcome::Now(reply) => send(request, reply, &info, app, started),
+        Outcome::Later(work) => {
+            let app2 = app.clone();
+            let pending = (request, work, info);
+            let queued = app
+                .hash_pool
+                .spawn_with(pending, move |(request, work, info)| {
+                    let reply = match catch_unwind(AssertUnwindSafe(work)) {
+                        Ok(Ok(reply)) => reply,
+                        Ok(Err(err)) => error_reply(&err, &info),
+                        Err(_) => {
+                            error_reply(&ApiError::internal("deferred handler panicked"), &info)
+                        }
+                    };
+                    send(request, reply, &info, &app2, started);
+                });
+            // A full hashing queue means a login storm: shed load rather
+            // than let it take the workers too.
+            if let Err(PoolBusy((request, _, info))) = queued {
+                let busy = ApiError::Unavailable {
+                    message: "Too many concurrent sign-ins, try again shortly.".into(),
+                    retry_after_secs: 1,
+                };
+                send(request, Reply::error(&busy), &info, app, started);
+            }
+        }
+    }
+}
+
+fn error_reply(err: &ApiError, info: &RequestInfo) -> Reply {
+    if let ApiError::Internal(context) = err {
+        log::error!("{} {}: {context}", info.method_name(), info.path);
+    }
+    Reply::error(err)
+}
+
+/// What the response stage needs to know about the request after the
+/// handler has consumed it.
+pub struct RequestInfo {
+    method: Method,
+    path: String,
+    url: String,
+    origin: Option<String>,
+    preflight_headers: Option<String>,
+    remote_ip: String,
+    user_agent: String,
+    referer: String,
+}
+
+impl RequestInfo {
+    fn of(req: &Req<'_>) -> RequestInfo {
+        let path = format!("/{}", req.segments.join("/"));
+        let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        RequestInfo {
+            method: req.method,
+            url: if query.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}?{}", query.join("&"))
+            },
+            path,
+            origin: req.header("origin").map(str::to_string),
+            preflight_headers: req
+                .header("access-control-request-headers")
+                .map(str::to_string),
+            remote_ip: req.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: req.header("user-agent").unwrap_or_default().to_string(),
+            referer: req.header("referer").unwrap_or_default().to_string(),
+        }
+    }
+
+    fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// Headers the reference puts on every response.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("X-Xss-Protection", "1; mode=block"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Vary", "Origin"),
+];
+
+fn send(
+    request: tiny_http::Request,
+    reply: Reply,
+    info: &RequestInfo,
+    app: &App,
+    started: std::time::Instant,
+) {
+    let status = reply.status;
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(status);
+    let mut add = |name: &str, value: &str| {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    };
+    let keeps_frame_header = !reply
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("X-Frame-Options"));
+    for (name, value) in SECURITY_HEADERS {
+        if *name != "X-Frame-Options" || keeps_frame_header {
+            add(name, value);
+        }
+    }
+    for (name, value) in &reply.headers {
+        // An empty X-Frame-Options is a handler's way of dropping it (file downloads).
+        if !value.is_empty() {
+            add(name, value);
+        }
+    }
+    if let Some(origin) = &info.origin {
+        if let Some(allowed) = app.allowed_origin(origin) {
+            add("Access-Control-Allow-Origin", &allowed);
+        }
+    }
+    if info.method == Method::Options {
+        add("Vary", "Access-Control-Request-Method");
+        add("Vary", "Access-Control-Request-Headers");
+        if info
+            .origin
+            .as_deref()
+            .and_then(|o| app.allowed_origin(o))
+            .is_some()
+        {
+            add(
+                "Access-Control-Allow-Methods",
+                "GET,HEAD,PUT,PATCH,POST,DELETE",
+            );
+            if let Some(h) = &info.preflight_headers {
+                add("Access-Control-Allow-Headers", h);
+            }
+        }
+    }
+    if let Err(e) = request.respond(response) {
+        log::debug!("could not send the response: {e}");
+    }
+    app.log_request(crate::request_log::Entry {
+        method: info.method_name(),
+        url: info.url.clone(),
+        status,
+        exec_time_ms: started.elapsed().as_secs_f64() * 1000.0,
+        remote_ip: info.remote_ip.clone(),
+        user_agent: info.user_agent.clone(),
+        referer: info.referer.clone(),
+        auth: String::new(),
+    });
+}

@@ -1,0 +1,156 @@
+//! Runs a parsed command: `serve` (the server until SIGTERM/SIGINT) and the
+//! `superuser` commands. Returns the process exit code.
+
+use crate::auth::superusers;
+use crate::boot;
+use crate::cli::{self, Command, GlobalFlags, ServeFlags, SuperuserAction};
+use crate::http::server::RunningServer;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Entry point of the binary; returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    match cli::parse(args) {
+        Ok(Command::Help) => {
+            print!("{}", cli::USAGE);
+            0
+        }
+        Ok(Command::Version) => {
+            println!("satchel version {}", cli::VERSION);
+            0
+        }
+        Ok(Command::Serve(global, serve)) => report(run_serve(&global, &serve)),
+        Ok(Command::Superuser(global, action)) => report(run_superuser(&global, action)),
+        Err(e) => {
+            eprintln!("Error: {e}\n\n{}", cli::USAGE);
+            1
+        }
+    }
+}
+
+fn report(result: Result<(), String>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("Error: {e}");
+            1
+        }
+    }
+}
+
+/// Logs go to stderr and to `logs/satchel.log` in the data dir.
+fn init_logging(global: &GlobalFlags) {
+    use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
+    let level = if global.dev {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    let config = ConfigBuilder::new().add_filter_allow_str("satchel").build();
+    let mut loggers: Vec<Box<dyn SharedLogger>> =
+        vec![WriteLogger::new(level, config.clone(), std::io::stderr())];
+    let _ = std::fs::create_dir_all(global.dir.join("logs"));
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(global.dir.join("logs").join("satchel.log"))
+    {
+        Ok(file) => loggers.push(WriteLogger::new(level, config, file)),
+        Err(e) => eprintln!("warning: cannot open the log file: {e}"),
+    }
+    let _ = CombinedLogger::init(loggers);
+}
+
+fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
+    init_logging(global);
+    let booted = boot::open(global, serve.origins.clone())?;
+    if let (Ok(email), Ok(password)) = (
+        std::env::var("POCKETBASE_ADMIN_EMAIL"),
+        std::env::var("POCKETBASE_ADMIN_PASSWORD"),
+    ) {
+        if !email.is_empty() && !password.is_empty() {
+            superusers::upsert(&booted.writer, &email, &password).map_err(|e| {
+                format!("cannot create the superuser from POCKETBASE_ADMIN_EMAIL: {e}")
+            })?;
+            log::info!("superuser {email} is ready");
+        }
+    }
+    let (app, writer_thread, log_thread) = boot::into_app(booted)?;
+    crate::security::password::prepare_dummy();
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let server = RunningServer::start(app.clone(), &serve.http, serve.workers)?;
+    print_banner(&server.local_addr);
+    let mut signals = signals;
+    if let Some(signal) = signals.forever().next() {
+        log::info!("signal {signal} received, shutting down");
+    }
+    server.shutdown();
+    release_app(app);
+    let _ = writer_thread.join();
+    drop(log_thread);
+    Ok(())
+}
+
+/// Drops the last handle on the app from this thread, after deferred jobs
+/// that still hold it have finished, so the writer drains and stops.
+fn release_app(mut app: Arc<crate::app::App>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Arc::try_unwrap(app) {
+            Ok(app) => {
+                drop(app);
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                app = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => {
+                log::warn!("in-flight work did not finish within 30s");
+                return;
+            }
+        }
+    }
+}
+
+fn print_banner(addr: &str) {
+    let shown = addr.replace("0.0.0.0", "127.0.0.1");
+    println!("Server started at http://{addr}");
+    println!("├─ REST API:  http://{shown}/api/");
+    println!("└─ Dashboard: http://{shown}/_/");
+}
+
+fn run_superuser(global: &GlobalFlags, action: SuperuserAction) -> Result<(), String> {
+    let booted = boot::open(global, vec!["*".into()])?;
+    let writer = booted.writer.clone();
+    let result = match action {
+        SuperuserAction::Upsert { email, password } => {
+            superusers::upsert(&writer, &email, &password)
+                .map(|_| format!("Successfully saved superuser {email:?}!"))
+        }
+        SuperuserAction::Create { email, password } => {
+            superusers::create(&writer, &email, &password)
+                .map(|_| format!("Successfully created new superuser {email:?}!"))
+        }
+        SuperuserAction::Update { email, password } => {
+            superusers::update(&writer, &email, &password)
+                .map(|_| format!("Successfully changed superuser {email:?} password!"))
+        }
+        SuperuserAction::Delete { email } => superusers::delete(&writer, &email).map(|found| {
+            if found {
+                format!("Successfully deleted superuser {email:?}!")
+            } else {
+                format!("Superuser {email:?} is missing or already deleted.")
+            }
+        }),
+    };
+    drop(writer);
+    drop(booted.writer);
+    let _ = booted.writer_thread.join();
+    result.map(|message| println!("{message}"))
+}
