@@ -19,8 +19,10 @@ mod message;
 mod plain_text;
 mod smtp;
 pub mod templates;
+mod tls;
 
 pub use error::SmtpError;
 pub use message::{render_message, Address, Message};
 pub use plain_text::html_to_text;
 pub use smtp::{send, SmtpConfig};
+pub use tls::{tls_client_config, tls_client_config_with_roots, TrustError};
