@@ -8,9 +8,14 @@ pub enum SmtpError {
     /// The configuration cannot work (empty host, port out of range, bad
     /// local name, unknown auth method).
     InvalidConfig(String),
-    /// TLS would be needed: `tls: true`, a server that insists on STARTTLS,
-    /// or credentials for a host other than loopback. Not supported yet.
-    TlsUnsupported(String),
+    /// TLS is needed but the server offers no way to it: credentials for a
+    /// host other than loopback, or a server that demands TLS, on a clear
+    /// connection whose server did not advertise STARTTLS.
+    TlsRequired(String),
+    /// The TLS handshake failed: an untrusted or expired certificate, one
+    /// that does not name the configured host, or a TLS protocol error.
+    /// Never retried by falling back to clear text.
+    Tls(String),
     /// Refused before connecting: no recipients, a malformed address, or CR/LF
     /// in an address, name or subject (header injection).
     InvalidMessage(String),
@@ -44,9 +49,8 @@ impl fmt::Display for SmtpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SmtpError::InvalidConfig(why) => write!(f, "invalid SMTP configuration: {why}"),
-            SmtpError::TlsUnsupported(why) => {
-                write!(f, "SMTP over TLS is not supported yet: {why}")
-            }
+            SmtpError::TlsRequired(why) => write!(f, "SMTP needs TLS here: {why}"),
+            SmtpError::Tls(why) => write!(f, "SMTP TLS handshake failed: {why}"),
             SmtpError::InvalidMessage(why) => write!(f, "invalid mail message: {why}"),
             SmtpError::Io { stage, source } => write!(f, "SMTP {stage} failed: {source}"),
             SmtpError::Rejected {

@@ -1,10 +1,14 @@
 //! The client against an in-process fake SMTP server on 127.0.0.1:0 that
-//! records what it is told and misbehaves on request.
+//! records what it is told, speaks TLS (implicit or STARTTLS) with a
+//! certificate made by rcgen for the test, and misbehaves on request.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection};
 
 use super::*;
 use crate::mail::Address;
@@ -27,6 +31,15 @@ struct Behaviour {
     hang_up_after: Option<usize>,
     /// Accept the connection but never say anything.
     silent: bool,
+    /// TLS handshake before the greeting (port 465 style).
+    implicit_tls: Option<Arc<ServerConfig>>,
+    /// Advertise STARTTLS (and, like many real servers, nothing else until
+    /// the connection is encrypted) and upgrade on request.
+    starttls: Option<Arc<ServerConfig>>,
+    /// Answer STARTTLS with a 454 instead of upgrading.
+    refuse_starttls: bool,
+    /// Send a forged reply right behind the STARTTLS 220, in clear text.
+    inject_after_starttls: bool,
 }
 
 impl Default for Behaviour {
@@ -39,6 +52,10 @@ impl Default for Behaviour {
             refuse_auth: false,
             hang_up_after: None,
             silent: false,
+            implicit_tls: None,
+            starttls: None,
+            refuse_starttls: false,
+            inject_after_starttls: false,
         }
     }
 }
@@ -52,6 +69,9 @@ struct Transcript {
     rcpt_to: Vec<String>,
     /// DATA lines as they came over the wire (still dot-stuffed).
     raw_data: Vec<String>,
+    /// Every line received before TLS was up, AUTH payloads included: what
+    /// an eavesdropper would have read.
+    clear_text: Vec<String>,
 }
 
 impl Transcript {
@@ -103,9 +123,101 @@ impl FakeServer {
         }
     }
 
+    /// Connects to this server whatever host the config names, so a test
+    /// can play `smtp.example.com` on loopback.
+    fn connector(&self) -> impl FnOnce(&SmtpConfig) -> Result<TcpStream, SmtpError> {
+        let port = self.port;
+        move |config| {
+            connect_tcp(&SmtpConfig {
+                host: "127.0.0.1".into(),
+                port,
+                ..config.clone()
+            })
+        }
+    }
+
     fn finish(self) -> Transcript {
         self.handle.join().unwrap()
     }
+}
+
+/// A certificate for `names` (DNS names or IP addresses) made for one test:
+/// the server's TLS config and the PEM a client must trust to accept it.
+struct TestCertificate {
+    server: Arc<ServerConfig>,
+    pem: String,
+}
+
+fn test_certificate(names: &[&str]) -> TestCertificate {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(names).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
+    let server =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+    TestCertificate {
+        server: Arc::new(server),
+        pem: cert.pem(),
+    }
+}
+
+/// The fake server's side of the connection, clear or encrypted.
+enum ServerStream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl std::io::Read for ServerStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ServerStream::Plain(s) => s.read(buf),
+            ServerStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ServerStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            ServerStream::Plain(s) => s.write(buf),
+            ServerStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            ServerStream::Plain(s) => s.flush(),
+            ServerStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+type Connection = BufReader<ServerStream>;
+
+/// `None` when the client gave up on the handshake (e.g. it refused our
+/// certificate).
+fn accept_tls(mut tcp: TcpStream, config: &Arc<ServerConfig>) -> Option<Connection> {
+    let mut tls = ServerConnection::new(Arc::clone(config)).ok()?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).ok()?;
+    }
+    let stream = rustls::StreamOwned::new(tls, tcp);
+    Some(BufReader::new(ServerStream::Tls(Box::new(stream))))
+}
+
+fn is_encrypted(connection: &Connection) -> bool {
+    matches!(connection.get_ref(), ServerStream::Tls(_))
+}
+
+fn say(connection: &mut Connection, text: &str) {
+    let stream = connection.get_mut();
+    let _ = stream
+        .write_all(text.as_bytes())
+        .and_then(|()| stream.flush());
 }
 
 fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) {
@@ -113,30 +225,33 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) 
         std::thread::sleep(Duration::from_millis(1500));
         return;
     }
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut say = |text: &str| {
-        let _ = writer.write_all(text.as_bytes());
+    let mut connection = match &behaviour.implicit_tls {
+        Some(config) => match accept_tls(stream, config) {
+            Some(connection) => connection,
+            None => return,
+        },
+        None => BufReader::new(ServerStream::Plain(stream)),
     };
-    say("220 fake.test ESMTP\r\n");
+    say(&mut connection, "220 fake.test ESMTP\r\n");
     let mut login_user: Option<String> = None;
     let mut login_step = 0;
     loop {
-        let Some(line) = read_line(&mut reader) else {
+        let Some(line) = read_line(&mut connection, transcript) else {
             return;
         };
+        let offer_starttls = behaviour.starttls.is_some() && !is_encrypted(&connection);
         if login_step > 0 {
             let decoded = String::from_utf8(decode_std(&line).unwrap()).unwrap();
             if login_step == 1 {
                 login_user = Some(decoded);
                 login_step = 2;
-                say("334 UGFzc3dvcmQ6\r\n");
+                say(&mut connection, "334 UGFzc3dvcmQ6\r\n");
             } else {
                 transcript
                     .auth
                     .push(("LOGIN".into(), login_user.take().unwrap(), decoded));
                 login_step = 0;
-                say("235 2.7.0 ok\r\n");
+                say(&mut connection, "235 2.7.0 ok\r\n");
             }
             continue;
         }
@@ -150,7 +265,31 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) 
         let upper = line.to_ascii_uppercase();
         let verb = upper.split(' ').next().unwrap_or("");
         match verb {
-            "EHLO" if behaviour.refuse_ehlo => say("502 5.5.2 no ESMTP here\r\n"),
+            "EHLO" if behaviour.refuse_ehlo => say(&mut connection, "502 5.5.2 no ESMTP here\r\n"),
+            "EHLO" if offer_starttls => say(&mut connection, "250-fake.test\r\n250 STARTTLS\r\n"),
+            "STARTTLS" if !offer_starttls => {
+                say(&mut connection, "503 5.5.1 TLS already active\r\n")
+            }
+            "STARTTLS" if behaviour.refuse_starttls => say(
+                &mut connection,
+                "454 4.7.0 TLS not available due to temporary reason\r\n",
+            ),
+            "STARTTLS" if behaviour.inject_after_starttls => say(
+                &mut connection,
+                "220 2.0.0 ready\r\n250-forged.test\r\n250 AUTH PLAIN\r\n",
+            ),
+            "STARTTLS" => {
+                say(&mut connection, "220 2.0.0 ready\r\n");
+                let (Some(config), ServerStream::Plain(tcp)) =
+                    (&behaviour.starttls, connection.into_inner())
+                else {
+                    return;
+                };
+                connection = match accept_tls(tcp, config) {
+                    Some(connection) => connection,
+                    None => return,
+                };
+            }
             "EHLO" => {
                 let mut reply = String::from("250-fake.test\r\n");
                 for (i, ext) in behaviour.extensions.iter().enumerate() {
@@ -164,10 +303,12 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) 
                 if behaviour.extensions.is_empty() {
                     reply = "250 fake.test\r\n".into();
                 }
-                say(&reply);
+                say(&mut connection, &reply);
             }
-            "HELO" => say("250 fake.test\r\n"),
-            "AUTH" if behaviour.refuse_auth => say("535 5.7.8 bad credentials\r\n"),
+            "HELO" => say(&mut connection, "250 fake.test\r\n"),
+            "AUTH" if behaviour.refuse_auth => {
+                say(&mut connection, "535 5.7.8 bad credentials\r\n")
+            }
             "AUTH" => {
                 let parts: Vec<&str> = line.split(' ').collect();
                 match parts.get(1).map(|m| m.to_ascii_uppercase()).as_deref() {
@@ -178,23 +319,24 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) 
                         transcript
                             .auth
                             .push(("PLAIN".into(), fields[1].into(), fields[2].into()));
-                        say("235 2.7.0 ok\r\n");
+                        say(&mut connection, "235 2.7.0 ok\r\n");
                     }
                     Some("LOGIN") => {
                         login_step = 1;
-                        say("334 VXNlcm5hbWU6\r\n");
+                        say(&mut connection, "334 VXNlcm5hbWU6\r\n");
                     }
-                    _ => say("504 5.5.4 unknown mechanism\r\n"),
+                    _ => say(&mut connection, "504 5.5.4 unknown mechanism\r\n"),
                 }
             }
-            "MAIL" if behaviour.demand_starttls => {
-                say("530 5.7.0 Must issue a STARTTLS command first\r\n")
-            }
+            "MAIL" if behaviour.demand_starttls && !is_encrypted(&connection) => say(
+                &mut connection,
+                "530 5.7.0 Must issue a STARTTLS command first\r\n",
+            ),
             "MAIL" => {
                 transcript
                     .mail_from
                     .push(line["MAIL FROM:".len()..].to_string());
-                say("250 2.1.0 ok\r\n");
+                say(&mut connection, "250 2.1.0 ok\r\n");
             }
             "RCPT" => {
                 let address = line["RCPT TO:".len()..].to_string();
@@ -202,16 +344,16 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) 
                     .reject_recipient
                     .is_some_and(|r| address.contains(r))
                 {
-                    say("550 5.1.1 no such user\r\n");
+                    say(&mut connection, "550 5.1.1 no such user\r\n");
                 } else {
                     transcript.rcpt_to.push(address);
-                    say("250 2.1.5 ok\r\n");
+                    say(&mut connection, "250 2.1.5 ok\r\n");
                 }
             }
             "DATA" => {
-                say("354 go ahead\r\n");
+                say(&mut connection, "354 go ahead\r\n");
                 loop {
-                    let Some(data_line) = read_line(&mut reader) else {
+                    let Some(data_line) = read_line(&mut connection, transcript) else {
                         return;
                     };
                     if data_line == "." {
@@ -219,24 +361,28 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, transcript: &mut Transcript) 
                     }
                     transcript.raw_data.push(data_line);
                 }
-                say("250 2.0.0 queued\r\n");
+                say(&mut connection, "250 2.0.0 queued\r\n");
             }
             "QUIT" => {
-                say("221 2.0.0 bye\r\n");
+                say(&mut connection, "221 2.0.0 bye\r\n");
                 return;
             }
-            _ => say("500 5.5.1 what?\r\n"),
+            _ => say(&mut connection, "500 5.5.1 what?\r\n"),
         }
     }
 }
 
-fn read_line(reader: &mut BufReader<TcpStream>) -> Option<String> {
+fn read_line(connection: &mut Connection, transcript: &mut Transcript) -> Option<String> {
     let mut line = String::new();
-    match reader.read_line(&mut line) {
+    match connection.read_line(&mut line) {
         Ok(0) | Err(_) => None,
         Ok(_) => {
             assert!(line.ends_with("\r\n"), "client sent a bare LF: {line:?}");
-            Some(line.trim_end_matches("\r\n").to_string())
+            let line = line.trim_end_matches("\r\n").to_string();
+            if !is_encrypted(connection) {
+                transcript.clear_text.push(line.clone());
+            }
+            Some(line)
         }
     }
 }
@@ -435,26 +581,14 @@ fn data_is_dot_stuffed_and_crlf_normalized() {
 }
 
 #[test]
-fn tls_is_reported_as_unsupported() {
-    let config = SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: 1,
-        tls: true,
-        ..SmtpConfig::default()
-    };
-    assert!(matches!(
-        send(&config, &message()),
-        Err(SmtpError::TlsUnsupported(_))
-    ));
-
-    let starttls = Behaviour {
+fn a_server_demanding_tls_it_does_not_offer_is_tls_required() {
+    let demands = Behaviour {
         demand_starttls: true,
-        extensions: vec!["STARTTLS"],
         ..Behaviour::default()
     };
-    let (result, _) = send_with(starttls, |_| {}, &message());
+    let (result, _) = send_with(demands, |_| {}, &message());
     assert!(
-        matches!(result, Err(SmtpError::TlsUnsupported(_))),
+        matches!(result, Err(SmtpError::TlsRequired(_))),
         "{result:?}"
     );
 }
@@ -566,4 +700,282 @@ fn debug_output_hides_the_password() {
         ..SmtpConfig::default()
     };
     assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+// ---- TLS ----
+
+fn trusting(certificate: &TestCertificate) -> impl FnOnce(&mut SmtpConfig) + '_ {
+    move |c: &mut SmtpConfig| c.extra_roots_pem = Some(certificate.pem.clone())
+}
+
+/// Sends through a fake server while the config names `host`: the name the
+/// certificate must match and the one the clear-text rule looks at.
+fn send_as_host(
+    host: &str,
+    behaviour: Behaviour,
+    edit: impl FnOnce(&mut SmtpConfig),
+) -> (Result<(), SmtpError>, Transcript) {
+    let server = FakeServer::start(behaviour);
+    let mut config = server.config();
+    config.host = host.into();
+    edit(&mut config);
+    let result = send_with_connector(&config, &message(), server.connector());
+    (result, server.finish())
+}
+
+fn with_credentials<'a>(
+    method: &'a str,
+    extra: impl FnOnce(&mut SmtpConfig) + 'a,
+) -> impl FnOnce(&mut SmtpConfig) + 'a {
+    move |c: &mut SmtpConfig| {
+        credentials(method)(c);
+        extra(c);
+    }
+}
+
+#[test]
+fn implicit_tls_carries_auth_plain_to_a_remote_host() {
+    let certificate = test_certificate(&["smtp.example.com"]);
+    let server = Behaviour {
+        implicit_tls: Some(Arc::clone(&certificate.server)),
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_as_host(
+        "smtp.example.com",
+        server,
+        with_credentials("PLAIN", |c| {
+            c.tls = true;
+            c.port = 465;
+            trusting(&certificate)(c);
+        }),
+    );
+    result.unwrap();
+    assert_eq!(
+        seen.auth,
+        [("PLAIN".into(), "mailer".into(), "s3cr3t pass".into())]
+    );
+    assert_eq!(
+        seen.verbs(),
+        ["EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
+    );
+    assert!(seen.clear_text.is_empty(), "{:?}", seen.clear_text);
+    assert!(seen.message().contains("<p>Hello</p>"));
+}
+
+#[test]
+fn starttls_upgrades_then_says_ehlo_again_and_auth_login_is_encrypted() {
+    let certificate = test_certificate(&["localhost", "127.0.0.1"]);
+    let server = Behaviour {
+        starttls: Some(Arc::clone(&certificate.server)),
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_with(
+        server,
+        with_credentials("LOGIN", trusting(&certificate)),
+        &message(),
+    );
+    result.unwrap();
+    assert_eq!(
+        seen.verbs(),
+        ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
+    );
+    // The server offered AUTH only after the upgrade: a client that kept the
+    // first EHLO's answer would not have authenticated.
+    assert_eq!(
+        seen.auth,
+        [("LOGIN".into(), "mailer".into(), "s3cr3t pass".into())]
+    );
+    assert_eq!(seen.clear_text, ["EHLO localhost", "STARTTLS"]);
+}
+
+#[test]
+fn a_certificate_for_another_host_is_refused() {
+    let certificate = test_certificate(&["mail.other.test"]);
+    let server = Behaviour {
+        implicit_tls: Some(Arc::clone(&certificate.server)),
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_with(
+        server,
+        with_credentials("PLAIN", |c| {
+            c.tls = true;
+            trusting(&certificate)(c);
+        }),
+        &message(),
+    );
+    match result {
+        Err(SmtpError::Tls(why)) => assert!(why.contains("not valid for name"), "{why}"),
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+    assert!(seen.commands.is_empty(), "{:?}", seen.commands);
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused_and_starttls_never_falls_back() {
+    // Right name, but nobody vouches for it.
+    let certificate = test_certificate(&["127.0.0.1"]);
+    let server = Behaviour {
+        starttls: Some(Arc::clone(&certificate.server)),
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_with(server, credentials("PLAIN"), &message());
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, SmtpError::Tls(why) if why.contains("UnknownIssuer")),
+        "{err:?}"
+    );
+    assert!(
+        !err.is_transient(),
+        "a bad certificate does not heal itself"
+    );
+    assert_eq!(seen.verbs(), ["EHLO", "STARTTLS"]);
+    assert!(seen.auth.is_empty());
+}
+
+#[test]
+fn a_refused_starttls_fails_instead_of_sending_in_clear() {
+    let certificate = test_certificate(&["127.0.0.1"]);
+    let server = Behaviour {
+        starttls: Some(Arc::clone(&certificate.server)),
+        refuse_starttls: true,
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_with(server, trusting(&certificate), &message());
+    assert!(
+        matches!(result, Err(SmtpError::Rejected { code: 454, .. })),
+        "{result:?}"
+    );
+    assert_eq!(seen.verbs(), ["EHLO", "STARTTLS"]);
+}
+
+#[test]
+fn replies_injected_before_the_tls_handshake_are_refused() {
+    let certificate = test_certificate(&["127.0.0.1"]);
+    let server = Behaviour {
+        starttls: Some(Arc::clone(&certificate.server)),
+        inject_after_starttls: true,
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_with(
+        server,
+        with_credentials("PLAIN", trusting(&certificate)),
+        &message(),
+    );
+    assert!(matches!(result, Err(SmtpError::Protocol(_))), "{result:?}");
+    assert!(seen.auth.is_empty());
+}
+
+#[test]
+fn a_server_without_starttls_still_works_in_clear_text_to_loopback() {
+    let no_tls = Behaviour {
+        extensions: vec!["AUTH PLAIN", "8BITMIME"],
+        ..Behaviour::default()
+    };
+    let (result, seen) = send_with(no_tls, credentials("PLAIN"), &message());
+    result.unwrap();
+    assert_eq!(
+        seen.verbs(),
+        ["EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
+    );
+    assert_eq!(seen.auth.len(), 1);
+}
+
+#[test]
+fn credentials_are_never_sent_in_clear_to_a_remote_host() {
+    for method in ["PLAIN", "LOGIN", ""] {
+        let (result, seen) = send_as_host(
+            "smtp.example.com",
+            Behaviour::default(),
+            credentials(method),
+        );
+        assert!(
+            matches!(result, Err(SmtpError::TlsRequired(_))),
+            "{method}: {result:?}"
+        );
+        let err = result.unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert_eq!(seen.verbs(), ["EHLO"], "{method}");
+        let password_b64 = encode_std(b"s3cr3t pass");
+        assert!(
+            seen.clear_text
+                .iter()
+                .all(|l| !l.contains("s3cr3t") && !l.contains(&password_b64)),
+            "{:?}",
+            seen.clear_text
+        );
+    }
+    // Without credentials, a remote host in clear text is still fine.
+    let (result, _) = send_as_host("smtp.example.com", Behaviour::default(), |_| {});
+    result.unwrap();
+}
+
+#[test]
+fn a_stalled_tls_handshake_times_out() {
+    let certificate = test_certificate(&["127.0.0.1"]);
+    let silent = Behaviour {
+        silent: true,
+        implicit_tls: Some(Arc::clone(&certificate.server)),
+        ..Behaviour::default()
+    };
+    let started = Instant::now();
+    let (result, _) = send_with(
+        silent,
+        |c| {
+            c.tls = true;
+            c.io_timeout = Duration::from_millis(200);
+            trusting(&certificate)(c);
+        },
+        &message(),
+    );
+    assert!(
+        matches!(
+            result,
+            Err(SmtpError::Io {
+                stage: "TLS handshake",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn bad_extra_roots_fail_before_connecting() {
+    let config = SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: 1, // nothing listens; connecting would be a different error
+        extra_roots_pem: Some("not a certificate".into()),
+        ..SmtpConfig::default()
+    };
+    assert!(
+        matches!(send(&config, &message()), Err(SmtpError::InvalidConfig(_))),
+        "bad PEM must be reported as configuration"
+    );
+}
+
+#[test]
+fn extensions_notice_starttls() {
+    let lines: Vec<String> = ["fake.test", "STARTTLS", "SIZE 100"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(Extensions::parse(&lines).starttls);
+    assert!(!Extensions::parse(&lines[..1]).starttls);
+}
+
+#[test]
+fn over_tls_a_530_is_a_rejection_not_a_tls_demand() {
+    let reply = Reply {
+        code: 530,
+        lines: vec!["5.7.0 Authentication required".into()],
+    };
+    assert!(matches!(
+        require_reply(&reply, &[250], "MAIL FROM", true),
+        Err(SmtpError::Rejected { code: 530, .. })
+    ));
+    assert!(matches!(
+        require_reply(&reply, &[250], "MAIL FROM", false),
+        Err(SmtpError::TlsRequired(_))
+    ));
 }
