@@ -16,6 +16,8 @@ pub mod datetime;
 pub mod error;
 pub mod http;
 pub mod mail;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod memory;
 pub mod query;
 pub mod realtime;
 pub mod records;

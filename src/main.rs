@@ -3,5 +3,7 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    satchel::memory::pin_malloc_thresholds(&args);
     std::process::exit(satchel::run::main(&args));
 }

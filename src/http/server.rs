@@ -77,9 +77,21 @@ impl RunningServer {
 }
 
 fn worker_loop(app: &Arc<App>, http: &tiny_http::Server, db: &Connection, stopping: &AtomicBool) {
+    let mut busy_since_shrink = false;
     loop {
-        match http.recv() {
-            Ok(request) => handle(app, db, request),
+        match http.recv_timeout(crate::store::IDLE_BEFORE_SHRINK) {
+            Ok(Some(request)) => {
+                busy_since_shrink = true;
+                handle(app, db, request);
+            }
+            Ok(None) => {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                if std::mem::take(&mut busy_since_shrink) {
+                    crate::store::release_idle_memory(db);
+                }
+            }
             Err(e) => {
                 if stopping.load(Ordering::SeqCst) {
                     return;
@@ -265,5 +277,6 @@ fn send(
         user_agent: info.user_agent.clone(),
         referer: info.referer.clone(),
         auth: String::new(),
+        finished_millis: crate::datetime::now_millis(),
     });
 }

@@ -47,9 +47,24 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.execute_batch(COMMON_PRAGMAS)?;
-    conn.execute_batch("PRAGMA query_only = ON;")?;
+    // Readers share the OS page cache; a small private cache each keeps the
+    // footprint flat however many workers there are.
+    conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -2000;")?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
+}
+
+/// How long a connection's thread must be idle before it hands its page
+/// cache back (`release_idle_memory`).
+pub const IDLE_BEFORE_SHRINK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Frees the connection's page cache. Called by a thread that has been idle
+/// for a while, so an idle server holds little memory; the next query
+/// re-reads pages from the OS cache.
+pub fn release_idle_memory(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA shrink_memory;") {
+        log::debug!("PRAGMA shrink_memory failed: {e}");
+    }
 }
 
 /// Quotes an identifier for SQL with backticks, as the reference writes its

@@ -10,7 +10,7 @@
 //!
 //! The writer knows nothing about collections or HTTP: a job is a closure.
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
@@ -154,7 +154,19 @@ impl Writer {
 /// Waits for a job, gathers whatever else is queued, commits them together.
 /// Returns when every `Writer` handle is dropped and the queue is empty.
 fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>) {
-    while let Ok(first) = queue.recv() {
+    let mut busy_since_shrink = false;
+    loop {
+        let first = match queue.recv_timeout(super::IDLE_BEFORE_SHRINK) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                if std::mem::take(&mut busy_since_shrink) {
+                    super::release_idle_memory(&conn);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        busy_since_shrink = true;
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         while batch.len() < MAX_BATCH {
