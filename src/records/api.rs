@@ -779,7 +779,11 @@ fn write_record(
     };
     let missing = check_relations(conn, ctx.schema.all(), collection, &prepared.values)?;
     merge_errors(&mut prepared.errors, missing);
-    merge_errors(&mut prepared.errors, change.early_errors);
+    // The password's own error wins: a refused password is never hashed,
+    // so the field would otherwise read as merely missing.
+    let mut errors = change.early_errors;
+    merge_errors(&mut errors, std::mem::take(&mut prepared.errors));
+    prepared.errors = errors;
     let mut values = prepared
         .into_result()
         .map_err(|errors| ApiError::validation(message, errors))?;
