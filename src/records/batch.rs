@@ -452,8 +452,7 @@ impl BatchJob {
         Ok(Reply::json(&Value::Array(results)))
     }
 
-    /// Every step in order, each seeing the ones before it. The first
-    /// failure, or running past the timeout, fails the job.
+    /// Every step in order, each seeing the ones before it.
     fn apply_all(
         self,
         tx: &mut WriteTx<'_>,
@@ -468,19 +467,30 @@ impl BatchJob {
             ..
         } = self;
         let ctx = api::writer_ctx(&app, tx.conn(), auth, remote_ip);
-        let mut results = Vec::with_capacity(steps.len());
-        for (index, (step, passwords)) in steps.into_iter().zip(&passwords).enumerate() {
-            let (status, body) = step
-                .apply(&ctx, tx, passwords)
-                .map_err(|err| step_failed(index, err))?;
-            if Instant::now() > deadline {
-                // The reference's answer to a timeout names no step.
-                return Err(ApiError::bad_request("Batch transaction failed."));
-            }
-            results.push(json!({"body": body, "status": status}));
-        }
-        Ok(results)
+        let steps = steps.into_iter().zip(&passwords);
+        run_in_order(steps, deadline, |(step, passwords)| {
+            step.apply(&ctx, tx, passwords)
+        })
     }
+}
+
+/// Runs `steps` one after the other into `{body, status}` results. The
+/// first failure names its step; running past `deadline` fails the whole
+/// batch (the reference's timeout answer names no step).
+fn run_in_order<S>(
+    steps: impl IntoIterator<Item = S>,
+    deadline: Instant,
+    mut run: impl FnMut(S) -> Result<(u16, Value), ApiError>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut results = Vec::new();
+    for (index, step) in steps.into_iter().enumerate() {
+        let (status, body) = run(step).map_err(|err| step_failed(index, err))?;
+        if Instant::now() > deadline {
+            return Err(ApiError::bad_request("Batch transaction failed."));
+        }
+        results.push(json!({"body": body, "status": status}));
+    }
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -652,5 +662,47 @@ mod tests {
         assert_eq!(id(json!({"id": ""})), None);
         assert_eq!(id(json!({"id": null})), None);
         assert_eq!(id(json!({})), None);
+    }
+
+    #[test]
+    fn steps_stop_at_the_first_failure_or_the_deadline() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let ok = run_in_order([200u16, 204], later, |status| Ok((status, Value::Null))).unwrap();
+        assert_eq!(
+            ok,
+            vec![
+                json!({"body": null, "status": 200}),
+                json!({"body": null, "status": 204})
+            ]
+        );
+
+        let mut ran = Vec::new();
+        let failed = run_in_order(0..5, later, |i| {
+            ran.push(i);
+            if i == 2 {
+                Err(ApiError::not_found())
+            } else {
+                Ok((200, json!({})))
+            }
+        })
+        .unwrap_err();
+        assert_eq!(ran, [0, 1, 2], "nothing runs after the failing step");
+        assert_eq!(
+            failed.to_json()["data"]["requests"]["2"]["response"]["status"],
+            404
+        );
+
+        let mut count = 0;
+        let timed_out = run_in_order(0..5, Instant::now(), |_| {
+            count += 1;
+            std::thread::sleep(Duration::from_millis(2));
+            Ok((200, json!({})))
+        })
+        .unwrap_err();
+        assert_eq!(count, 1);
+        assert_eq!(
+            timed_out.to_json(),
+            json!({"status": 400, "message": "Batch transaction failed.", "data": {}})
+        );
     }
 }
