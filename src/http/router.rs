@@ -47,8 +47,10 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
             records::api::update(&ctx, req, c, id)?
         }
         (Delete, ["api", "collections", c, "records", id]) => {
-            records::api::delete(&ctx, c, id)?.into()
+            records::api::delete(&ctx, req, c, id)?.into()
         }
+
+        (Post, ["api", "batch"]) => records::batch::batch(&ctx, req)?,
 
         (Post, ["api", "collections", c, "auth-with-password"]) => {
             auth::api::auth_with_password(&ctx, req, c)?

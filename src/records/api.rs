@@ -2,9 +2,13 @@
 //!
 //! Access follows the collection's rules: `null` is superusers only (403),
 //! a failing expression hides records from lists, answers 404 on
-//! view/update/delete and 400 on create. Writes run as one writer job each:
-//! validation against the database, the write and the rule check on the
-//! result happen in the job's savepoint, so a refused write leaves nothing.
+//! view/update/delete and 400 on create. Writes run inside a writer job:
+//! their own (one per request) or a batch's (`batch.rs`, one for all its
+//! steps). The `apply_*` functions hold the whole write logic — rules,
+//! validation against the database, the write, the rule check on the
+//! result — on the writer's connection, so a refused write fails its job
+//! and the savepoint leaves nothing. Password hashing never runs in a
+//! writer job: a `PasswordPlan` is carried out on the hashing pool first.
 
 use super::filter::{self, RecordResolver};
 use super::output::{self, Viewer};
@@ -13,14 +17,17 @@ use super::sql::{self, Order};
 use super::{
     build_create, build_update, check_relations, merge_errors, RecordValues, WriteOptions,
 };
-use crate::app::Ctx;
+use crate::app::{App, Ctx};
 use crate::auth::Auth;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
-use crate::http::{body, Outcome, Reply, Req};
+use crate::http::{body, Method, Outcome, Reply, Req};
 use crate::query::SqlValue;
 use crate::security::{password, random};
+use crate::store::WriteTx;
+use rusqlite::Connection;
 use serde_json::{json, Map, Value};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 const DEFAULT_PER_PAGE: i64 = 30;
@@ -227,35 +234,122 @@ fn refuse_views(collection: &Collection) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Password handling of auth records. Returns the new hash to store, if any.
-/// The checks are the reference's; hashing itself happens later, off the worker.
+/// The most bytes bcrypt-compatible password rules accept (the reference's).
+const MAX_PASSWORD_BYTES: usize = 71;
+
+/// A text value of the body, `""` when missing or not text.
+fn body_text<'b>(body: &'b Map<String, Value>, key: &str) -> &'b str {
+    body.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The password work a create or update needs before its writer job:
+/// hashing and verifying are slow by design, and the writer thread must
+/// never spend its time on them.
+#[derive(Debug, Default)]
+pub(crate) struct PasswordPlan {
+    /// `password` from the body, when the write could accept it.
+    to_hash: Option<String>,
+    /// `oldPassword` and the stored hash it must match.
+    to_verify: Option<(String, String)>,
+}
+
+impl PasswordPlan {
+    /// What `body` asks for on an auth collection. `current` is the record
+    /// as read before the job (updates only).
+    pub(crate) fn for_body(
+        collection: &Collection,
+        body: &Map<String, Value>,
+        current: Option<&RecordValues>,
+        is_superuser: bool,
+    ) -> PasswordPlan {
+        if !collection.is_auth() {
+            return PasswordPlan::default();
+        }
+        let new = body_text(body, "password");
+        // Only a password the write could accept is worth hashing. These
+        // checks are a subset of the writer's, so whenever the writer
+        // accepts a password its hash exists.
+        let acceptable = !new.is_empty()
+            && new.len() <= MAX_PASSWORD_BYTES
+            && new == body_text(body, "passwordConfirm");
+        let old = body_text(body, "oldPassword");
+        let to_verify = match current {
+            Some(current) if !is_superuser && !new.is_empty() && !old.is_empty() => {
+                Some((old.to_string(), current.get_str("password").to_string()))
+            }
+            _ => None,
+        };
+        PasswordPlan {
+            to_hash: acceptable.then(|| new.to_string()),
+            to_verify,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.to_hash.is_none() && self.to_verify.is_none()
+    }
+
+    /// Hashes and verifies; run it on the hashing pool.
+    pub(crate) fn run(self) -> Result<PasswordWork, ApiError> {
+        let hash = self
+            .to_hash
+            .map(|plain| password::hash_password(&plain))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        let old_password_matched = self
+            .to_verify
+            .and_then(|(old, stored)| password::verify_password(&old, &stored).then_some(stored));
+        Ok(PasswordWork {
+            hash,
+            old_password_matched,
+        })
+    }
+}
+
+/// The results of a [`PasswordPlan`], handed to the write in its job.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PasswordWork {
+    hash: Option<String>,
+    /// The stored hash `oldPassword` matched, when it did.
+    old_password_matched: Option<String>,
+}
+
+impl PasswordWork {
+    /// A match against another hash (the password changed since it was
+    /// checked, perhaps earlier in the same batch) is no match.
+    fn old_password_matches(&self, stored_hash: &str) -> bool {
+        !stored_hash.is_empty() && self.old_password_matched.as_deref() == Some(stored_hash)
+    }
+}
+
+/// Password handling of auth records inside the writer job: the
+/// reference's checks, with hashing and `oldPassword` verification already
+/// done by a [`PasswordPlan`]. Returns the hash to store, if any.
 fn auth_password_change(
     ctx: &Ctx<'_>,
     collection: &Collection,
     body: &Map<String, Value>,
     current: Option<&RecordValues>,
+    passwords: &PasswordWork,
     errors: &mut FieldErrors,
-) -> Option<String> {
+) -> Result<Option<String>, ApiError> {
     if !collection.is_auth() {
-        return None;
+        return Ok(None);
     }
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (new, confirm) = (text("password"), text("passwordConfirm"));
+    let (new, confirm) = (
+        body_text(body, "password"),
+        body_text(body, "passwordConfirm"),
+    );
     let creating = current.is_none();
     if new.is_empty() && !creating {
-        return None;
+        return Ok(None);
     }
     if new.is_empty() {
         errors.insert(
             "password".into(),
             field_error("validation_required", "Cannot be blank."),
         );
-        return None;
+        return Ok(None);
     }
     let min = collection.field("password").and_then(|f| match f.kind {
         crate::collections::FieldKind::Password { min, .. } => Some(min),
@@ -270,7 +364,7 @@ fn auth_password_change(
                 &format!("Must be at least {min} character(s)."),
             ),
         );
-    } else if new.len() > 71 {
+    } else if new.len() > MAX_PASSWORD_BYTES {
         errors.insert(
             "password".into(),
             field_error(
@@ -286,17 +380,12 @@ fn auth_password_change(
         );
     }
     if let (Some(current), false) = (current, ctx.is_superuser()) {
-        let old = text("oldPassword");
-        let hash = current
-            .get("password")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if old.is_empty() {
+        if body_text(body, "oldPassword").is_empty() {
             errors.insert(
                 "oldPassword".into(),
                 field_error("validation_required", "Cannot be blank."),
             );
-        } else if !password::verify_password(&old, hash) {
+        } else if !passwords.old_password_matches(current.get_str("password")) {
             errors.insert(
                 "oldPassword".into(),
                 field_error(
@@ -306,7 +395,15 @@ fn auth_password_change(
             );
         }
     }
-    Some(new)
+    if !errors.is_empty() {
+        return Ok(None);
+    }
+    match &passwords.hash {
+        Some(hash) => Ok(Some(hash.clone())),
+        None => Err(ApiError::internal(
+            "an accepted password reached the writer unhashed",
+        )),
+    }
 }
 
 /// Fields only the server sets on auth records, whatever the body says.
@@ -331,25 +428,15 @@ fn strip_auth_internals(
 pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiError> {
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
-    let rule = effective_rule(ctx, &collection.create_rule)?;
-    let mut body = body_of(ctx, req)?;
-    let mut errors = FieldErrors::new();
-    let new_password = auth_password_change(ctx, &collection, &body, None, &mut errors);
-    strip_auth_internals(ctx, &collection, &mut body, true);
-    if !ctx.is_superuser() {
-        body.remove("verified");
-    }
-    let job = WriteJob {
-        app: ctx.app.clone(),
-        collection,
-        current: None,
-        body,
-        early_errors: errors,
-        rule,
-        auth: ctx.auth.clone(),
-        rotate_token_key: false,
+    // Refused callers are answered before their body is read; the writer
+    // job checks everything again on the state it writes to.
+    effective_rule(ctx, &collection.create_rule)?;
+    let body = body_of(ctx, req)?;
+    let plan = PasswordPlan::for_body(&collection, &body, None, ctx.is_superuser());
+    let action = WriteAction::Create {
+        collection: c.to_string(),
     };
-    run_write_job(job, new_password)
+    WriteJob::new(ctx, req, action, body).submit(plan)
 }
 
 /// `PATCH /api/collections/{c}/records/{id}`
@@ -357,10 +444,234 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.update_rule)?;
+    // 404 before the body is read; and the stored hash is what
+    // `oldPassword` gets verified against, off the writer.
     let current = find_visible(ctx, &collection, id, rule.as_deref())?;
-    let mut body = body_of(ctx, req)?;
+    let body = body_of(ctx, req)?;
+    let plan = PasswordPlan::for_body(&collection, &body, Some(&current), ctx.is_superuser());
+    let action = WriteAction::Update {
+        collection: c.to_string(),
+        id: id.to_string(),
+    };
+    WriteJob::new(ctx, req, action, body).submit(plan)
+}
+
+/// `DELETE /api/collections/{c}/records/{id}`
+pub fn delete(ctx: &Ctx<'_>, req: &Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+    let action = WriteAction::Delete {
+        collection: c.to_string(),
+        id: id.to_string(),
+    };
+    WriteJob::new(ctx, req, action, Map::new()).run(PasswordWork::default())
+}
+
+/// One record write, as a request or a batch step asks for it.
+#[derive(Debug, Clone)]
+pub(crate) enum WriteAction {
+    Create { collection: String },
+    Update { collection: String, id: String },
+    Delete { collection: String, id: String },
+}
+
+/// What a write keeps of its request once the body is read: owned, so it
+/// can travel into a writer job (a `Req` borrows its socket). Rule checks
+/// and rendering inside the job see it again as a `Req` (`to_req`).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestParts {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub remote_ip: Option<IpAddr>,
+}
+
+impl RequestParts {
+    pub(crate) fn of(req: &Req<'_>) -> RequestParts {
+        RequestParts {
+            method: req.method,
+            path: format!("/{}", req.segments.join("/")),
+            query: req.query.clone(),
+            headers: req.headers().to_vec(),
+            remote_ip: req.remote_ip,
+        }
+    }
+
+    /// The request without its body, which the write already holds.
+    pub(crate) fn to_req(&self) -> Req<'static> {
+        let mut req = Req::synthetic(self.method, &self.path, self.headers.clone(), None);
+        req.query = self.query.clone();
+        req.remote_ip = self.remote_ip;
+        req
+    }
+}
+
+/// A `Ctx` over the writer's connection, so rule checks, lookups and
+/// rendering inside a writer job see what the job (and the batch steps
+/// before it) wrote.
+pub(crate) fn writer_ctx<'a>(
+    app: &'a Arc<App>,
+    conn: &'a Connection,
+    auth: Option<Auth>,
+    remote_ip: Option<IpAddr>,
+) -> Ctx<'a> {
+    let mut ctx = Ctx::new(app, conn, remote_ip);
+    ctx.auth = auth;
+    ctx
+}
+
+/// Runs one write inside the caller's writer job and renders its answer:
+/// the status and the body (`null` for a delete's 204). Single requests and
+/// batch steps both come through here.
+pub(crate) fn run_write(
+    ctx: &Ctx<'_>,
+    tx: &mut WriteTx<'_>,
+    req: &Req<'_>,
+    action: &WriteAction,
+    body: Map<String, Value>,
+    passwords: &PasswordWork,
+) -> Result<(u16, Value), ApiError> {
+    let written = match action {
+        WriteAction::Create { collection } => apply_create(ctx, tx, collection, body, passwords)?,
+        WriteAction::Update { collection, id } => {
+            apply_update(ctx, tx, collection, id, body, passwords)?
+        }
+        WriteAction::Delete { collection, id } => {
+            apply_delete(ctx, tx, collection, id)?;
+            return Ok((204, Value::Null));
+        }
+    };
+    Ok((200, render_written(ctx, req, &written)))
+}
+
+/// The answer body of a create or update: the one place written records
+/// are rendered. `req` carries the query (`fields`, `expand`) of the
+/// request or batch step that wrote the record.
+fn render_written(ctx: &Ctx<'_>, _req: &Req<'_>, written: &Written) -> Value {
+    render(ctx, &written.collection, &written.record)
+}
+
+/// The reply for a `run_write` answer.
+pub(crate) fn reply_for(status: u16, body: &Value) -> Reply {
+    if status == 204 {
+        Reply::no_content()
+    } else {
+        Reply::json_status(status, body)
+    }
+}
+
+/// A single request's write as its own writer job.
+struct WriteJob {
+    app: Arc<App>,
+    auth: Option<Auth>,
+    request: RequestParts,
+    action: WriteAction,
+    body: Map<String, Value>,
+}
+
+impl WriteJob {
+    fn new(
+        ctx: &Ctx<'_>,
+        req: &Req<'_>,
+        action: WriteAction,
+        body: Map<String, Value>,
+    ) -> WriteJob {
+        WriteJob {
+            app: ctx.app.clone(),
+            auth: ctx.auth.clone(),
+            request: RequestParts::of(req),
+            action,
+            body,
+        }
+    }
+
+    /// Runs now, or on the hashing pool first when a password must be
+    /// hashed or checked (tens of milliseconds a worker should not spend).
+    fn submit(self, plan: PasswordPlan) -> Result<Outcome, ApiError> {
+        if plan.is_empty() {
+            return Ok(Outcome::Now(self.run(PasswordWork::default())?));
+        }
+        Ok(Outcome::Later(Box::new(move || self.run(plan.run()?))))
+    }
+
+    fn run(self, passwords: PasswordWork) -> Result<Reply, ApiError> {
+        let app = self.app.clone();
+        let (status, body) = app.write(move |tx| {
+            let WriteJob {
+                app,
+                auth,
+                request,
+                action,
+                body,
+            } = self;
+            let ctx = writer_ctx(&app, tx.conn(), auth, request.remote_ip);
+            run_write(&ctx, tx, &request.to_req(), &action, body, &passwords)
+        })?;
+        Ok(reply_for(status, &body))
+    }
+}
+
+/// A record as a create or update left it, with its collection.
+pub(crate) struct Written {
+    pub collection: Arc<Collection>,
+    pub record: RecordValues,
+}
+
+/// Creates a record in `c` inside the caller's writer job: the create
+/// rule, validation against the database, the insert and the rule check on
+/// the new record. `ctx` reads through the writer's connection.
+pub(crate) fn apply_create(
+    ctx: &Ctx<'_>,
+    tx: &mut WriteTx<'_>,
+    c: &str,
+    mut body: Map<String, Value>,
+    passwords: &PasswordWork,
+) -> Result<Written, ApiError> {
+    let collection = collection(ctx, c)?;
+    refuse_views(&collection)?;
+    let rule = effective_rule(ctx, &collection.create_rule)?;
     let mut errors = FieldErrors::new();
-    let new_password = auth_password_change(ctx, &collection, &body, Some(&current), &mut errors);
+    let password_hash =
+        auth_password_change(ctx, &collection, &body, None, passwords, &mut errors)?;
+    strip_auth_internals(ctx, &collection, &mut body, true);
+    if !ctx.is_superuser() {
+        body.remove("verified");
+    }
+    let change = RecordChange {
+        collection: &collection,
+        current: None,
+        body: &body,
+        early_errors: errors,
+        create_rule: rule.as_deref(),
+        rotate_token_key: false,
+        password_hash,
+    };
+    let record = write_record(ctx, tx.conn(), change)?;
+    Ok(Written { collection, record })
+}
+
+/// Updates record `id` of `c` inside the caller's writer job; the update
+/// rule is checked on the record as the job sees it.
+pub(crate) fn apply_update(
+    ctx: &Ctx<'_>,
+    tx: &mut WriteTx<'_>,
+    c: &str,
+    id: &str,
+    mut body: Map<String, Value>,
+    passwords: &PasswordWork,
+) -> Result<Written, ApiError> {
+    let collection = collection(ctx, c)?;
+    refuse_views(&collection)?;
+    let rule = effective_rule(ctx, &collection.update_rule)?;
+    let current = find_visible(ctx, &collection, id, rule.as_deref())?;
+    let mut errors = FieldErrors::new();
+    let password_hash = auth_password_change(
+        ctx,
+        &collection,
+        &body,
+        Some(&current),
+        passwords,
+        &mut errors,
+    )?;
     strip_auth_internals(ctx, &collection, &mut body, false);
     let mut email_changes = false;
     if collection.is_auth() {
@@ -377,51 +688,68 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
             }
         }
     }
-    let job = WriteJob {
-        app: ctx.app.clone(),
-        collection,
-        current: Some(current),
-        body,
+    // A new password or email invalidates every token of the record.
+    let rotate_token_key = password_hash.is_some() || email_changes;
+    let change = RecordChange {
+        collection: &collection,
+        current: Some(&current),
+        body: &body,
         early_errors: errors,
-        // the rule was checked against the record as it is
-        rule: None,
-        auth: ctx.auth.clone(),
-        // A new password or email invalidates every token of the record.
-        rotate_token_key: new_password.is_some() || email_changes,
+        // the update rule was checked against the record as it is
+        create_rule: None,
+        rotate_token_key,
+        password_hash,
     };
-    run_write_job(job, new_password)
+    let record = write_record(ctx, tx.conn(), change)?;
+    Ok(Written { collection, record })
 }
 
-/// Runs a create/update now, or on the hashing pool when a password must be
-/// hashed first (tens of milliseconds a worker should not spend).
-fn run_write_job(job: WriteJob, new_password: Option<String>) -> Result<Outcome, ApiError> {
-    match new_password {
-        Some(plain) if job.early_errors.is_empty() => Ok(Outcome::Later(Box::new(move || {
-            let hash = password::hash_password(&plain).map_err(ApiError::internal)?;
-            job.run(Some(hash))
-        }))),
-        _ => Ok(Outcome::Now(job.run(None)?)),
+/// Deletes record `id` of `c` inside the caller's writer job.
+pub(crate) fn apply_delete(
+    ctx: &Ctx<'_>,
+    tx: &mut WriteTx<'_>,
+    c: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let collection = collection(ctx, c)?;
+    refuse_views(&collection)?;
+    let rule = effective_rule(ctx, &collection.delete_rule)?;
+    find_visible(ctx, &collection, id, rule.as_deref())?;
+    let conn = tx.conn();
+    if collection.id == crate::auth::token::SUPERUSERS_ID {
+        let total: i64 = conn.query_row("SELECT count(*) FROM `_superusers`", [], |r| r.get(0))?;
+        if total <= 1 {
+            return Err(ApiError::bad_request(
+                "You can't delete the only existing superuser.",
+            ));
+        }
+    }
+    let now = crate::datetime::now_text();
+    match relations::delete_record(conn, ctx.schema.all(), &collection, id, &now) {
+        Ok(_) => Ok(()),
+        Err(DeleteError::NotFound) => Err(ApiError::not_found()),
+        Err(DeleteError::RequiredReference { .. }) => Err(ApiError::bad_request(
+            "Failed to delete record. Make sure that the record is not part of a required relation reference.",
+        )),
+        Err(DeleteError::Write(e)) => Err(e.into_api("Failed to delete record.")),
     }
 }
 
-/// A create or update once the request has been read: validation against
-/// the database, the write and the create rule all happen in one writer
-/// job, so a refused write leaves nothing behind.
-struct WriteJob {
-    app: Arc<crate::app::App>,
-    collection: Arc<Collection>,
-    /// The record before the change; `None` for a create.
-    current: Option<RecordValues>,
-    body: Map<String, Value>,
-    /// Errors found before the job (auth password rules).
+/// What `write_record` stores: a create (`current` is `None`) or an update.
+struct RecordChange<'a> {
+    collection: &'a Collection,
+    /// The record before the change.
+    current: Option<&'a RecordValues>,
+    body: &'a Map<String, Value>,
+    /// Errors found before the database checks (auth password rules).
     early_errors: FieldErrors,
     /// The create rule to check on the new record.
-    rule: Option<String>,
-    auth: Option<Auth>,
+    create_rule: Option<&'a str>,
     rotate_token_key: bool,
+    password_hash: Option<String>,
 }
 
-impl WriteJob {
+impl RecordChange<'_> {
     fn failure_message(&self) -> &'static str {
         if self.current.is_some() {
             "Failed to update record."
@@ -429,108 +757,61 @@ impl WriteJob {
             "Failed to create record."
         }
     }
-
-    fn run(self, password_hash: Option<String>) -> Result<Reply, ApiError> {
-        let message = self.failure_message();
-        let mut opts = WriteOptions::new(self.auth.as_ref().is_some_and(Auth::is_superuser));
-        if let Some(hash) = password_hash {
-            opts.password_hashes.insert("password".into(), hash);
-        }
-        let app = self.app.clone();
-        let schema = app.schema();
-        let collection = self.collection.clone();
-        let auth = self.auth.clone();
-        let saved = app.write(move |tx| {
-            let conn = tx.conn();
-            let WriteJob {
-                collection,
-                current,
-                body,
-                early_errors,
-                rule,
-                auth,
-                rotate_token_key,
-                ..
-            } = self;
-            let mut prepared = match &current {
-                None => build_create(&collection, &body, &opts),
-                Some(current) => build_update(&collection, current, &body, &opts),
-            };
-            let missing = check_relations(conn, schema.all(), &collection, &prepared.values)?;
-            merge_errors(&mut prepared.errors, missing);
-            merge_errors(&mut prepared.errors, early_errors);
-            let mut values = prepared
-                .into_result()
-                .map_err(|errors| ApiError::validation(message, errors))?;
-            if collection.is_auth() && (current.is_none() || rotate_token_key) {
-                values.set(
-                    "tokenKey",
-                    Value::String(random::string_from(random::ALPHANUMERIC, 50)),
-                );
-            }
-            if current.is_none() && collection.id == crate::auth::token::SUPERUSERS_ID {
-                values.set("verified", Value::Bool(true));
-            }
-            let id = values.id().to_string();
-            match &current {
-                None => sql::insert(conn, &collection, &values).map_err(|e| e.into_api(message))?,
-                Some(current) => {
-                    if !sql::update(conn, &collection, current.id(), &values)
-                        .map_err(|e| e.into_api(message))?
-                    {
-                        return Err(ApiError::not_found());
-                    }
-                }
-            }
-            if let Some(rule) = &rule {
-                if !filter::record_satisfies_on(conn, &collection, rule, &id, auth.as_ref())? {
-                    return Err(ApiError::bad_request(message));
-                }
-            }
-            sql::find_by_id(conn, &collection, &id)?
-                .ok_or_else(|| ApiError::internal("a written record vanished"))
-        })?;
-        let is_owner = auth
-            .as_ref()
-            .is_some_and(|a| a.collection.id == collection.id && saved.id() == a.id());
-        let viewer = Viewer {
-            is_superuser: auth.as_ref().is_some_and(Auth::is_superuser),
-            is_owner,
-            can_manage: false,
-        };
-        Ok(Reply::json(&Value::Object(output::to_json(
-            &collection,
-            &saved,
-            &viewer,
-        ))))
-    }
 }
 
-/// `DELETE /api/collections/{c}/records/{id}`
-pub fn delete(ctx: &Ctx<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
-    let collection = collection(ctx, c)?;
-    refuse_views(&collection)?;
-    let rule = effective_rule(ctx, &collection.delete_rule)?;
-    find_visible(ctx, &collection, id, rule.as_deref())?;
-    let is_superusers = collection.id == crate::auth::token::SUPERUSERS_ID;
-    let schema = ctx.schema.clone();
-    let id = id.to_string();
-    ctx.app.write(move |tx| {
-        let conn = tx.conn();
-        if is_superusers {
-            let total: i64 = conn.query_row("SELECT count(*) FROM `_superusers`", [], |r| r.get(0))?;
-            if total <= 1 {
-                return Err(ApiError::bad_request("You can't delete the only existing superuser."));
+/// Validation against the database, the write and the create rule on the
+/// result, on the writer's connection; a refusal fails the caller's job so
+/// its savepoint leaves nothing behind.
+fn write_record(
+    ctx: &Ctx<'_>,
+    conn: &Connection,
+    change: RecordChange<'_>,
+) -> Result<RecordValues, ApiError> {
+    let message = change.failure_message();
+    let collection = change.collection;
+    let mut opts = WriteOptions::new(ctx.is_superuser());
+    if let Some(hash) = change.password_hash {
+        opts.password_hashes.insert("password".into(), hash);
+    }
+    let mut prepared = match change.current {
+        None => build_create(collection, change.body, &opts),
+        Some(current) => build_update(collection, current, change.body, &opts),
+    };
+    let missing = check_relations(conn, ctx.schema.all(), collection, &prepared.values)?;
+    merge_errors(&mut prepared.errors, missing);
+    // The password's own error wins: a refused password is never hashed,
+    // so the field would otherwise read as merely missing.
+    let mut errors = change.early_errors;
+    merge_errors(&mut errors, std::mem::take(&mut prepared.errors));
+    prepared.errors = errors;
+    let mut values = prepared
+        .into_result()
+        .map_err(|errors| ApiError::validation(message, errors))?;
+    if collection.is_auth() && (change.current.is_none() || change.rotate_token_key) {
+        values.set(
+            "tokenKey",
+            Value::String(random::string_from(random::ALPHANUMERIC, 50)),
+        );
+    }
+    if change.current.is_none() && collection.id == crate::auth::token::SUPERUSERS_ID {
+        values.set("verified", Value::Bool(true));
+    }
+    let id = values.id().to_string();
+    match change.current {
+        None => sql::insert(conn, collection, &values).map_err(|e| e.into_api(message))?,
+        Some(current) => {
+            if !sql::update(conn, collection, current.id(), &values)
+                .map_err(|e| e.into_api(message))?
+            {
+                return Err(ApiError::not_found());
             }
         }
-        match relations::delete_record(conn, schema.all(), &collection, &id, &crate::datetime::now_text()) {
-            Ok(_) => Ok(()),
-            Err(DeleteError::NotFound) => Err(ApiError::not_found()),
-            Err(DeleteError::RequiredReference { .. }) => Err(ApiError::bad_request(
-                "Failed to delete record. Make sure that the record is not part of a required relation reference.",
-            )),
-            Err(DeleteError::Write(e)) => Err(e.into_api("Failed to delete record.")),
+    }
+    if let Some(rule) = change.create_rule {
+        if !filter::record_satisfies_on(conn, collection, rule, &id, ctx.auth.as_ref())? {
+            return Err(ApiError::bad_request(message));
         }
-    })?;
-    Ok(Reply::no_content())
+    }
+    sql::find_by_id(conn, collection, &id)?
+        .ok_or_else(|| ApiError::internal("a written record vanished"))
 }

@@ -3,12 +3,13 @@
 //! `modifiers`, `validate`), storing and reading them (`sql`, `relations`)
 //! and showing them (`output`).
 //!
-//! `api` holds the HTTP handlers and `filter` the meaning of filter and
-//! rule identifiers for records; the rest never speaks HTTP, hashes
-//! passwords or parses filter expressions.
+//! `api` holds the HTTP handlers (`batch` the batch API over them) and
+//! `filter` the meaning of filter and rule identifiers for records; the
+//! rest never speaks HTTP, hashes passwords or parses filter expressions.
 
 pub mod api;
 pub mod autogenerate;
+pub mod batch;
 pub mod cast;
 pub mod filter;
 pub mod formats;
