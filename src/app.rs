@@ -61,14 +61,20 @@ impl App {
         settings: Settings,
         request_log: Option<RequestLog>,
     ) -> std::io::Result<App> {
+        // One core is always left to everything else: a login storm may queue
+        // up sign-ins (and shed them with 503 past the queue), but it must not
+        // take the CPU that serves other requests.
         let hashers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
+            .saturating_sub(1)
             .clamp(1, 4);
         Ok(App {
             config,
             writer,
-            hash_pool: HashPool::new(hashers)?,
+            // Sign-ins wait in a long queue rather than fail: each costs tens of
+            // milliseconds, and a queued request holds no worker.
+            hash_pool: HashPool::with_queue(hashers, 1024)?,
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,
