@@ -10,6 +10,7 @@
 pub mod api;
 pub mod autogenerate;
 pub mod cast;
+pub mod fields;
 pub mod filter;
 pub mod formats;
 pub mod modifiers;
