@@ -7,7 +7,7 @@
 //! result happen in the job's savepoint, so a refused write leaves nothing.
 
 use super::filter::{self, RecordResolver};
-use super::output::{self, Viewer};
+use super::present::{present, PresentOptions, Presenter};
 use super::relations::{self, DeleteError};
 use super::sql::{self, Order};
 use super::{
@@ -46,23 +46,9 @@ fn effective_rule(ctx: &Ctx<'_>, rule: &Option<String>) -> Result<Option<String>
     }
 }
 
-fn viewer_for(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> Viewer {
-    let is_owner = ctx.auth.as_ref().is_some_and(|a| {
-        a.collection.id == collection.id && record.get("id").and_then(Value::as_str) == Some(a.id())
-    });
-    Viewer {
-        is_superuser: ctx.is_superuser(),
-        is_owner,
-        can_manage: false,
-    }
-}
-
-fn render(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> Value {
-    Value::Object(output::to_json(
-        collection,
-        record,
-        &viewer_for(ctx, collection, record),
-    ))
+/// The `?expand=` and `?fields=` the request asks for on returned records.
+fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
+    PresentOptions::parse(req.query_param("expand"), req.query_param("fields"))
 }
 
 /// Parses `page`/`perPage`: numbers or absent, else 400.
@@ -181,7 +167,7 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
         let total = sql::count(ctx.db, &collection, filter)? as i64;
         (total, (total + per_page - 1) / per_page)
     };
-    let items: Vec<Value> = items.iter().map(|r| render(ctx, &collection, r)).collect();
+    let items = present(ctx, &collection, &items, &present_options(req)?);
     Ok(Reply::json(&json!({
         "page": page, "perPage": per_page, "totalItems": total_items, "totalPages": total_pages, "items": items,
     })))
@@ -204,11 +190,16 @@ fn find_visible(
 }
 
 /// `GET /api/collections/{c}/records/{id}`
-pub fn view(ctx: &Ctx<'_>, _req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+pub fn view(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
     let collection = collection(ctx, c)?;
     let rule = effective_rule(ctx, &collection.view_rule)?;
     let record = find_visible(ctx, &collection, id, rule.as_deref())?;
-    Ok(Reply::json(&render(ctx, &collection, &record)))
+    let presenter = Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref());
+    Ok(Reply::json(&presenter.present_one(
+        &collection,
+        &record,
+        &present_options(req)?,
+    )))
 }
 
 fn body_of(ctx: &Ctx<'_>, req: &mut Req<'_>) -> Result<Map<String, Value>, ApiError> {
@@ -332,6 +323,7 @@ pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiE
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.create_rule)?;
+    let present = present_options(req)?;
     let mut body = body_of(ctx, req)?;
     let mut errors = FieldErrors::new();
     let new_password = auth_password_change(ctx, &collection, &body, None, &mut errors);
@@ -348,6 +340,7 @@ pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiE
         rule,
         auth: ctx.auth.clone(),
         rotate_token_key: false,
+        present,
     };
     run_write_job(job, new_password)
 }
@@ -358,6 +351,7 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.update_rule)?;
     let current = find_visible(ctx, &collection, id, rule.as_deref())?;
+    let present = present_options(req)?;
     let mut body = body_of(ctx, req)?;
     let mut errors = FieldErrors::new();
     let new_password = auth_password_change(ctx, &collection, &body, Some(&current), &mut errors);
@@ -388,6 +382,7 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
         auth: ctx.auth.clone(),
         // A new password or email invalidates every token of the record.
         rotate_token_key: new_password.is_some() || email_changes,
+        present,
     };
     run_write_job(job, new_password)
 }
@@ -419,6 +414,8 @@ struct WriteJob {
     rule: Option<String>,
     auth: Option<Auth>,
     rotate_token_key: bool,
+    /// `expand`/`fields` for the answer.
+    present: PresentOptions,
 }
 
 impl WriteJob {
@@ -438,9 +435,7 @@ impl WriteJob {
         }
         let app = self.app.clone();
         let schema = app.schema();
-        let collection = self.collection.clone();
-        let auth = self.auth.clone();
-        let saved = app.write(move |tx| {
+        let shown = app.write(move |tx| {
             let conn = tx.conn();
             let WriteJob {
                 collection,
@@ -450,6 +445,7 @@ impl WriteJob {
                 rule,
                 auth,
                 rotate_token_key,
+                present,
                 ..
             } = self;
             let mut prepared = match &current {
@@ -487,22 +483,14 @@ impl WriteJob {
                     return Err(ApiError::bad_request(message));
                 }
             }
-            sql::find_by_id(conn, &collection, &id)?
-                .ok_or_else(|| ApiError::internal("a written record vanished"))
+            let saved = sql::find_by_id(conn, &collection, &id)?
+                .ok_or_else(|| ApiError::internal("a written record vanished"))?;
+            // Presented on the writer's connection, inside the job: the
+            // answer shows the record and its relations as committed.
+            let presenter = Presenter::new(conn, &schema, auth.as_ref());
+            Ok(presenter.present_one(&collection, &saved, &present))
         })?;
-        let is_owner = auth
-            .as_ref()
-            .is_some_and(|a| a.collection.id == collection.id && saved.id() == a.id());
-        let viewer = Viewer {
-            is_superuser: auth.as_ref().is_some_and(Auth::is_superuser),
-            is_owner,
-            can_manage: false,
-        };
-        Ok(Reply::json(&Value::Object(output::to_json(
-            &collection,
-            &saved,
-            &viewer,
-        ))))
+        Ok(Reply::json(&shown))
     }
 }
 
