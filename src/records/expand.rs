@@ -442,6 +442,162 @@ fn query_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collections::{CollectionType, Field, Schema};
+    use rusqlite::Connection;
+    use serde_json::json;
+
+    fn text() -> FieldKind {
+        FieldKind::Text {
+            min: 0,
+            max: 0,
+            pattern: String::new(),
+            autogenerate_pattern: String::new(),
+            primary_key: false,
+        }
+    }
+
+    fn relation(to: &str, max_select: i64) -> FieldKind {
+        FieldKind::Relation {
+            collection_id: to.into(),
+            cascade_delete: false,
+            min_select: 0,
+            max_select,
+        }
+    }
+
+    fn collection(id: &str, name: &str, view_rule: &str, fields: Vec<Field>) -> Collection {
+        let mut all = vec![Field::new("id", text())];
+        all.extend(fields);
+        Collection {
+            id: id.into(),
+            name: name.into(),
+            kind: CollectionType::Base,
+            system: false,
+            fields: all,
+            indexes: vec![],
+            list_rule: None,
+            view_rule: Some(view_rule.into()),
+            create_rule: None,
+            update_rule: None,
+            delete_rule: None,
+            options: Map::new(),
+            created: String::new(),
+            updated: String::new(),
+        }
+    }
+
+    /// More people and posts than one `IN (...)` list holds, with
+    /// `person 7` hidden by the people viewRule.
+    fn crowd(conn: &Connection, count: usize) -> (Schema, Vec<RecordValues>, Vec<RecordValues>) {
+        conn.execute_batch(
+            "CREATE TABLE people (id TEXT PRIMARY KEY NOT NULL, name TEXT DEFAULT '' NOT NULL);
+             CREATE TABLE posts (id TEXT PRIMARY KEY NOT NULL, author TEXT DEFAULT '' NOT NULL,
+                                 friends JSON DEFAULT '[]' NOT NULL);",
+        )
+        .unwrap();
+        let people = collection(
+            "c_people",
+            "people",
+            "name != 'person 7'",
+            vec![Field::new("name", text())],
+        );
+        let posts = collection(
+            "c_posts",
+            "posts",
+            "",
+            vec![
+                Field::new("author", relation("c_people", 1)),
+                Field::new("friends", relation("c_people", 5)),
+            ],
+        );
+        for i in 0..count {
+            let (me, next) = (format!("p{i:04}"), format!("p{:04}", (i + 1) % count));
+            conn.execute(
+                "INSERT INTO people VALUES (?1, ?2)",
+                [&me, &format!("person {i}")],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO posts VALUES (?1, ?2, ?3)",
+                [&format!("t{i:04}"), &me, &json!([me, next]).to_string()],
+            )
+            .unwrap();
+        }
+        let schema = Schema::from_collections(vec![people.clone(), posts.clone()]);
+        let all_people = sql::list(conn, &people, None, &[], None, 0).unwrap();
+        let all_posts = sql::list(conn, &posts, None, &[], None, 0).unwrap();
+        (schema, all_people, all_posts)
+    }
+
+    #[test]
+    fn a_page_larger_than_one_id_batch_expands_completely() {
+        let conn = Connection::open_in_memory().unwrap();
+        let count = IDS_PER_QUERY * 2 + 100;
+        let (schema, people, posts) = crowd(&conn, count);
+        let presenter = Presenter::new(&conn, &schema, None);
+        let posts_collection = schema.get("posts").unwrap();
+        let tree = ExpandTree::parse("author,friends");
+        let expanded = expand(&presenter, posts_collection, &posts, &tree);
+        assert_eq!(expanded.len(), count);
+        for (i, object) in expanded.iter().enumerate() {
+            let object = object.as_ref().expect("every post gets an expand object");
+            let friends: Vec<&str> = object["friends"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap())
+                .collect();
+            let (me, next) = (format!("person {i}"), format!("person {}", (i + 1) % count));
+            let expected: Vec<&str> = [me.as_str(), next.as_str()]
+                .into_iter()
+                .filter(|name| *name != "person 7")
+                .collect();
+            assert_eq!(friends, expected, "post {i}");
+            if i == 7 {
+                assert!(object.get("author").is_none(), "hidden by the viewRule");
+            } else {
+                assert_eq!(object["author"]["name"], me.as_str());
+            }
+        }
+        // back-relation across batches: each person is the author of one post
+        let people_collection = schema.get("people").unwrap();
+        let back = expand(
+            &presenter,
+            people_collection,
+            &people,
+            &ExpandTree::parse("posts_via_author,posts_via_friends"),
+        );
+        for (i, object) in back.iter().enumerate() {
+            let object = object.as_ref().unwrap();
+            assert_eq!(object["posts_via_author"][0]["id"], format!("t{i:04}"));
+            let befriended: Vec<&str> = object["posts_via_friends"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap())
+                .collect();
+            let before = format!("t{:04}", (i + count - 1) % count);
+            let mine = format!("t{i:04}");
+            let mut expected = vec![before.as_str(), mine.as_str()];
+            expected.sort();
+            assert_eq!(befriended, expected, "person {i}, in insertion order");
+        }
+    }
+
+    #[test]
+    fn a_locked_target_drops_the_whole_path_for_guests() {
+        let conn = Connection::open_in_memory().unwrap();
+        let (schema, _, posts) = crowd(&conn, 3);
+        let mut locked: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
+        locked[0].view_rule = None;
+        let schema = Schema::from_collections(locked);
+        let posts_collection = schema.get("posts").unwrap();
+        let tree = ExpandTree::parse("author");
+        let guest = Presenter::new(&conn, &schema, None);
+        assert!(expand(&guest, posts_collection, &posts, &tree)
+            .iter()
+            .all(Option::is_none));
+    }
 
     fn names(tree: &ExpandTree) -> Vec<String> {
         let mut out = Vec::new();
