@@ -663,6 +663,21 @@ mod tests {
         assert_eq!(excerpt("a <", 10, false), "a <");
     }
 
+    proptest::proptest! {
+        /// Any input, however broken: no panic, no surrounding spaces, and
+        /// never longer than asked (plus the ellipsis).
+        #[test]
+        fn never_panics_and_respects_max(
+            html in "[<>/!&#;x=a-c \"'\\-é日]{0,60}",
+            max in 1usize..20,
+            ellipsis: bool,
+        ) {
+            let out = excerpt(&html, max, ellipsis);
+            proptest::prop_assert!(out.chars().count() <= max + 3);
+            proptest::prop_assert_eq!(out.trim(), out.as_str());
+        }
+    }
+
     #[test]
     fn numeric_references_follow_html_rules() {
         assert_eq!(
