@@ -10,7 +10,9 @@ use crate::app::Ctx;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{body, Outcome, Reply, Req};
-use crate::records::{self, RecordValues};
+use crate::records::expand::ExpandTree;
+use crate::records::fields::FieldsPicker;
+use crate::records::{self, PresentOptions, Presenter, RecordValues};
 use crate::security::password;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -111,6 +113,14 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
         Some(r) => auth_rule_allows(ctx, &collection, r)?,
         None => false,
     };
+    // Likewise the reply's record with its `?expand=`: the relations are
+    // read now, while a bad `?fields=` is only reported after a successful
+    // sign-in, as the reference does.
+    let options = present_options(req);
+    let shown = match (&record, &options) {
+        (Some(r), Ok(o)) => Some(owner_view(ctx, &collection, r, &o.expand)),
+        _ => None,
+    };
     let app = ctx.app.clone();
     Ok(Outcome::Later(Box::new(move || {
         let Some(record) = record else {
@@ -133,7 +143,9 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
         if password::needs_rehash(&hash) {
             rehash(&app, &collection, &record, &secret);
         }
-        auth_reply(&collection, &record, None)
+        let options = options?;
+        let shown = shown.ok_or_else(|| ApiError::internal("sign-in reply without a record"))?;
+        auth_reply(&collection, &record, shown, None, options.fields.as_ref())
     })))
 }
 
@@ -193,39 +205,66 @@ fn auth_rule_allows(
         Some(expr) => {
             let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
             // The rule sees the record as the would-be auth.
-            let auth = Auth {
-                collection: Arc::new(collection.clone()),
-                record: record.clone(),
-                token: String::new(),
-                refreshable: false,
-            };
+            let auth = as_requester(collection, record);
             records::filter::record_satisfies(ctx, collection, expr, id, Some(&auth))
         }
     }
 }
 
-/// `{token, record}` for a freshly authenticated record.
+/// `record` acting as the requester (an auth collection's record).
+fn as_requester(collection: &Collection, record: &RecordValues) -> Auth {
+    Auth {
+        collection: Arc::new(collection.clone()),
+        record: record.clone(),
+        token: String::new(),
+        refreshable: false,
+    }
+}
+
+/// The `?expand=` and `?fields=` of an auth request.
+fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
+    PresentOptions::parse(req.query_param("expand"), req.query_param("fields"))
+}
+
+/// An auth reply's record: as the record sees itself (its email always,
+/// hidden fields if it is a superuser), with `expand` followed as that
+/// record, not as whoever sent the request (the reference's choice).
+fn owner_view(
+    ctx: &Ctx<'_>,
+    collection: &Collection,
+    record: &RecordValues,
+    expand: &ExpandTree,
+) -> Value {
+    let me = as_requester(collection, record);
+    let presenter = Presenter::new(ctx.db, &ctx.schema, Some(&me));
+    presenter
+        .present_unpicked(collection, std::slice::from_ref(record), expand)
+        .pop()
+        .unwrap_or(Value::Null)
+}
+
+/// `{token, record}` for a freshly authenticated record; `?fields=` picks
+/// from the whole reply (`fields=token,record.id`).
 fn auth_reply(
     collection: &Collection,
     record: &RecordValues,
+    shown: Value,
     token: Option<String>,
+    fields: Option<&FieldsPicker>,
 ) -> Result<Reply, ApiError> {
     let token = match token {
         Some(t) => t,
         None => token::issue_auth(collection, record).map_err(ApiError::internal)?,
     };
-    let viewer = records::output::Viewer {
-        is_owner: true,
-        ..Default::default()
-    };
-    let record_json = records::output::to_json(collection, record, &viewer);
-    Ok(Reply::json(
-        &json!({ "token": token, "record": record_json }),
-    ))
+    let mut reply = json!({ "token": token, "record": shown });
+    if let Some(fields) = fields {
+        fields.pick(&mut reply);
+    }
+    Ok(Reply::json(&reply))
 }
 
 /// `POST /api/collections/{c}/auth-refresh`
-pub fn auth_refresh(ctx: &Ctx<'_>, _req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError> {
+pub fn auth_refresh(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError> {
     let collection = auth_collection(ctx, c)?;
     let auth = ctx.auth.as_ref().ok_or_else(ApiError::auth_required)?;
     if auth.collection.id != collection.id {
@@ -235,7 +274,15 @@ pub fn auth_refresh(ctx: &Ctx<'_>, _req: &mut Req<'_>, c: &str) -> Result<Reply,
     }
     // Impersonation tokens are not refreshable: the same token comes back.
     let token = (!auth.refreshable).then(|| auth.token.clone());
-    auth_reply(&collection, &auth.record, token)
+    let options = present_options(req)?;
+    let shown = owner_view(ctx, &collection, &auth.record, &options.expand);
+    auth_reply(
+        &collection,
+        &auth.record,
+        shown,
+        token,
+        options.fields.as_ref(),
+    )
 }
 
 /// `GET /api/collections/{c}/auth-methods`

@@ -11,7 +11,7 @@
 //! writer job: a `PasswordPlan` is carried out on the hashing pool first.
 
 use super::filter::{self, RecordResolver};
-use super::output::{self, Viewer};
+use super::present::{present, PresentOptions, Presenter};
 use super::relations::{self, DeleteError};
 use super::sql::{self, Order};
 use super::{
@@ -53,23 +53,9 @@ fn effective_rule(ctx: &Ctx<'_>, rule: &Option<String>) -> Result<Option<String>
     }
 }
 
-fn viewer_for(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> Viewer {
-    let is_owner = ctx.auth.as_ref().is_some_and(|a| {
-        a.collection.id == collection.id && record.get("id").and_then(Value::as_str) == Some(a.id())
-    });
-    Viewer {
-        is_superuser: ctx.is_superuser(),
-        is_owner,
-        can_manage: false,
-    }
-}
-
-fn render(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> Value {
-    Value::Object(output::to_json(
-        collection,
-        record,
-        &viewer_for(ctx, collection, record),
-    ))
+/// The `?expand=` and `?fields=` the request asks for on returned records.
+fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
+    PresentOptions::parse(req.query_param("expand"), req.query_param("fields"))
 }
 
 /// Parses `page`/`perPage`: numbers or absent, else 400.
@@ -188,7 +174,7 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
         let total = sql::count(ctx.db, &collection, filter)? as i64;
         (total, (total + per_page - 1) / per_page)
     };
-    let items: Vec<Value> = items.iter().map(|r| render(ctx, &collection, r)).collect();
+    let items = present(ctx, &collection, &items, &present_options(req)?);
     Ok(Reply::json(&json!({
         "page": page, "perPage": per_page, "totalItems": total_items, "totalPages": total_pages, "items": items,
     })))
@@ -211,11 +197,16 @@ fn find_visible(
 }
 
 /// `GET /api/collections/{c}/records/{id}`
-pub fn view(ctx: &Ctx<'_>, _req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+pub fn view(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
     let collection = collection(ctx, c)?;
     let rule = effective_rule(ctx, &collection.view_rule)?;
     let record = find_visible(ctx, &collection, id, rule.as_deref())?;
-    Ok(Reply::json(&render(ctx, &collection, &record)))
+    let presenter = Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref());
+    Ok(Reply::json(&presenter.present_one(
+        &collection,
+        &record,
+        &present_options(req)?,
+    )))
 }
 
 fn body_of(ctx: &Ctx<'_>, req: &mut Req<'_>) -> Result<Map<String, Value>, ApiError> {
@@ -540,14 +531,17 @@ pub(crate) fn run_write(
             return Ok((204, Value::Null));
         }
     };
-    Ok((200, render_written(ctx, req, &written)))
+    Ok((200, render_written(ctx, req, &written)?))
 }
 
 /// The answer body of a create or update: the one place written records
 /// are rendered. `req` carries the query (`fields`, `expand`) of the
 /// request or batch step that wrote the record.
-fn render_written(ctx: &Ctx<'_>, _req: &Req<'_>, written: &Written) -> Value {
-    render(ctx, &written.collection, &written.record)
+/// A malformed `fields` fails the job, so nothing is written.
+fn render_written(ctx: &Ctx<'_>, req: &Req<'_>, written: &Written) -> Result<Value, ApiError> {
+    let options = present_options(req)?;
+    let presenter = Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref());
+    Ok(presenter.present_one(&written.collection, &written.record, &options))
 }
 
 /// The reply for a `run_write` answer.

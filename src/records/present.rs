@@ -1,0 +1,254 @@
+//! The one way records leave the API: `present` turns stored records into
+//! the JSON a given requester may see. It applies the visibility of §5.1
+//! (hidden fields for superusers only, an auth record's email for itself,
+//! superusers and `manageRule` holders), then `expand` (relations, each
+//! filtered by its own collection's viewRule) and `fields`.
+//!
+//! List, view, create and update answers, auth replies and realtime events
+//! all go through here, so they cannot disagree about what a requester
+//! sees. This module never writes and never decides whether the requester
+//! may see the records it is given: the caller has applied the list/view
+//! rule already.
+
+use std::collections::HashSet;
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use super::expand::{self, ExpandTree};
+use super::fields::FieldsPicker;
+use super::filter::{self, RecordResolver};
+use super::output::{to_json, Viewer};
+use super::values::RecordValues;
+use crate::app::Ctx;
+use crate::auth::Auth;
+use crate::collections::{Collection, Schema};
+use crate::error::ApiError;
+use crate::query::{CompiledFilter, SqlValue};
+use crate::store::quote_ident;
+
+/// At most this many ids are bound in one `IN (...)` list.
+pub(crate) const IDS_PER_QUERY: usize = 500;
+
+/// What the requester asked to see: `?expand=` and `?fields=`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PresentOptions {
+    pub expand: ExpandTree,
+    /// `None` keeps every key.
+    pub fields: Option<FieldsPicker>,
+}
+
+impl PresentOptions {
+    /// Plain records: nothing expanded, every key kept.
+    pub fn none() -> PresentOptions {
+        PresentOptions::default()
+    }
+
+    /// From raw `expand` and `fields` values (query parameters, or the
+    /// `options.query` of a realtime subscription). A malformed `fields`
+    /// expression is the reference's plain 400; unknown names are not
+    /// errors.
+    pub fn parse(expand: Option<&str>, fields: Option<&str>) -> Result<PresentOptions, ApiError> {
+        let fields = match fields {
+            Some(raw) => FieldsPicker::parse(raw).map_err(|e| {
+                log::debug!("{e}");
+                ApiError::bad_request("Something went wrong while processing your request.")
+            })?,
+            None => None,
+        };
+        Ok(PresentOptions {
+            expand: expand.map(ExpandTree::parse).unwrap_or_default(),
+            fields,
+        })
+    }
+}
+
+/// Records of one collection as the request's requester sees them, in the
+/// order given (read through the worker's connection).
+pub fn present(
+    ctx: &Ctx<'_>,
+    collection: &Collection,
+    records: &[RecordValues],
+    options: &PresentOptions,
+) -> Vec<Value> {
+    Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref()).present(collection, records, options)
+}
+
+/// Who is looking and where to read related records from: a worker's read
+/// connection, or the writer's inside a write job (so a write's answer
+/// shows exactly what it committed).
+pub struct Presenter<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) schema: &'a Schema,
+    pub(crate) requester: Option<&'a Auth>,
+}
+
+impl<'a> Presenter<'a> {
+    pub fn new(
+        conn: &'a Connection,
+        schema: &'a Schema,
+        requester: Option<&'a Auth>,
+    ) -> Presenter<'a> {
+        Presenter {
+            conn,
+            schema,
+            requester,
+        }
+    }
+
+    /// Visible fields, `expand` and `fields` for each record.
+    pub fn present(
+        &self,
+        collection: &Collection,
+        records: &[RecordValues],
+        options: &PresentOptions,
+    ) -> Vec<Value> {
+        let mut out = self.present_unpicked(collection, records, &options.expand);
+        if let Some(fields) = &options.fields {
+            for value in &mut out {
+                fields.pick(value);
+            }
+        }
+        out
+    }
+
+    /// One record, presented.
+    pub fn present_one(
+        &self,
+        collection: &Collection,
+        record: &RecordValues,
+        options: &PresentOptions,
+    ) -> Value {
+        self.present(collection, std::slice::from_ref(record), options)
+            .pop()
+            .unwrap_or(Value::Null)
+    }
+
+    /// As `present` without `fields`, for answers that pick keys of a
+    /// larger object (auth replies: `fields=token,record.id`).
+    pub fn present_unpicked(
+        &self,
+        collection: &Collection,
+        records: &[RecordValues],
+        expand_tree: &ExpandTree,
+    ) -> Vec<Value> {
+        let mut shown = self.show(collection, records);
+        let expands = expand::expand(self, collection, records, expand_tree);
+        for (json, expand) in shown.iter_mut().zip(expands) {
+            if let Some(expand) = expand {
+                json.insert("expand".into(), Value::Object(expand));
+            }
+        }
+        shown.into_iter().map(Value::Object).collect()
+    }
+
+    pub(crate) fn is_superuser(&self) -> bool {
+        self.requester.is_some_and(Auth::is_superuser)
+    }
+
+    /// The visible fields of each record, without `expand`.
+    pub(crate) fn show(
+        &self,
+        collection: &Collection,
+        records: &[RecordValues],
+    ) -> Vec<Map<String, Value>> {
+        let managed = self.managed_ids(collection, records);
+        records
+            .iter()
+            .map(|record| {
+                let viewer = Viewer {
+                    is_superuser: self.is_superuser(),
+                    is_owner: self
+                        .requester
+                        .is_some_and(|a| a.collection.id == collection.id && a.id() == record.id()),
+                    can_manage: managed.contains(record.id()),
+                };
+                to_json(collection, record, &viewer)
+            })
+            .collect()
+    }
+
+    /// Ids of the auth records the requester may manage (and so see the
+    /// email of). Superusers see every email anyway; a `null` or `""`
+    /// manageRule grants nothing.
+    fn managed_ids(&self, collection: &Collection, records: &[RecordValues]) -> HashSet<String> {
+        if !collection.is_auth() || self.is_superuser() || records.is_empty() {
+            return HashSet::new();
+        }
+        let rule = collection
+            .options
+            .get("manageRule")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if rule.trim().is_empty() {
+            return HashSet::new();
+        }
+        let Some(Some(condition)) = self.compile_rule(collection, rule) else {
+            return HashSet::new();
+        };
+        let ids: Vec<&str> = records.iter().map(RecordValues::id).collect();
+        match ids_matching(self.conn, collection, &ids, &condition) {
+            Ok(found) => found,
+            Err(e) => {
+                // Failing closed: the email stays hidden.
+                log::warn!("manageRule of {}: {e}", collection.name);
+                HashSet::new()
+            }
+        }
+    }
+
+    /// Compiles a rule for this requester. `None` when it cannot be
+    /// compiled (treated as "grants nothing"), `Some(None)` when it is
+    /// empty (everything matches).
+    pub(crate) fn compile_rule(
+        &self,
+        collection: &Collection,
+        rule: &str,
+    ) -> Option<Option<CompiledFilter>> {
+        let mut resolver = RecordResolver::for_rule(collection, self.requester);
+        match filter::compile(rule, &mut resolver) {
+            Ok(compiled) => Some(compiled),
+            Err(e) => {
+                log::warn!("rule of {} cannot be applied: {e}", collection.name);
+                None
+            }
+        }
+    }
+}
+
+/// `table.id IN (?, ?, ...)` for `count` ids.
+pub(crate) fn id_in(collection: &Collection, count: usize) -> String {
+    let placeholders = vec!["?"; count].join(", ");
+    format!("{}.`id` IN ({placeholders})", quote_ident(&collection.name))
+}
+
+/// Which of `ids` satisfy `condition`, in batches of `IDS_PER_QUERY`.
+fn ids_matching(
+    conn: &Connection,
+    collection: &Collection,
+    ids: &[&str],
+    condition: &CompiledFilter,
+) -> rusqlite::Result<HashSet<String>> {
+    let table = quote_ident(&collection.name);
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {table}.`id` FROM {table} WHERE {} AND ({})",
+            id_in(collection, chunk.len()),
+            condition.sql
+        );
+        let mut params: Vec<SqlValue> = chunk
+            .iter()
+            .map(|id| SqlValue::Text(id.to_string()))
+            .collect();
+        params.extend(condition.params.iter().cloned());
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+            row.get::<_, String>(0)
+        })?;
+        for id in rows {
+            found.insert(id?);
+        }
+    }
+    Ok(found)
+}
