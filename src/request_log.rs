@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-const QUEUE_CAPACITY: usize = 8192;
+/// Entries waiting for the log thread; under a burst the thread catches up
+/// in big transactions. Past this, entries are dropped and counted.
+const QUEUE_CAPACITY: usize = 32_768;
 const MAX_BATCH: usize = 1024;
 
 /// One finished request.
@@ -108,35 +110,44 @@ struct RequestData<'a> {
     auth: &'a str,
 }
 
-/// Row ids for log entries. They must be unique, not secret, so a fast
-/// generator seeded once from the OS replaces a system call per row.
-struct LogIds(u64);
+/// Row ids for log entries: 15 characters of `[a-z0-9]` like every other
+/// id, but increasing: 9 characters of base-36 milliseconds, then 6 of a
+/// per-process sequence that starts at a random point. Unique (the sequence
+/// only wraps after 36^6 ids in one millisecond) without a system call, and
+/// appended at the end of the primary-key index instead of inserted at a
+/// random place, which halves the cost of a log row.
+struct LogIds {
+    sequence: u64,
+}
+
+/// 36^6: the sequence part's range.
+const SEQUENCE_SPAN: u64 = 2_176_782_336;
 
 impl LogIds {
     fn new() -> LogIds {
-        LogIds(crate::security::random::u64())
+        LogIds {
+            sequence: crate::security::random::u64() % SEQUENCE_SPAN,
+        }
     }
 
-    /// 15 characters of `[a-z0-9]`, like every other id (splitmix64).
-    fn next(&mut self) -> String {
-        let alphabet = crate::security::random::ALPHANUMERIC_LOWER;
-        let mut id = String::with_capacity(15);
-        while id.len() < 15 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            for _ in 0..8 {
-                if id.len() == 15 {
-                    break;
-                }
-                id.push(alphabet[(z % 36) as usize] as char);
-                z /= 36;
-            }
-        }
+    fn next(&mut self, millis: i64) -> String {
+        self.sequence = (self.sequence + 1) % SEQUENCE_SPAN;
+        let mut id = base36(millis.max(0) as u64, 9);
+        id.push_str(&base36(self.sequence, 6));
         id
     }
+}
+
+/// `n` in base 36 with lower-case digits, left-padded with zeros to `width`
+/// (higher digits are dropped; 9 digits of milliseconds last until year 5000).
+fn base36(mut n: u64, width: usize) -> String {
+    let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = vec![b'0'; width];
+    for slot in digits.iter_mut().rev() {
+        *slot = alphabet[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8_lossy(&digits).into_owned()
 }
 
 fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlite::Result<()> {
@@ -162,7 +173,13 @@ fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlit
                 auth: &entry.auth,
             };
             let data = serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string());
-            stmt.execute(rusqlite::params![ids.next(), level, message, data, created])?;
+            stmt.execute(rusqlite::params![
+                ids.next(entry.finished_millis),
+                level,
+                message,
+                data,
+                created
+            ])?;
         }
         Ok(())
     })();
@@ -180,13 +197,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_ids_look_like_record_ids_and_do_not_repeat() {
+    fn log_ids_look_like_record_ids_increase_and_do_not_repeat() {
         let mut ids = LogIds::new();
-        let seen: std::collections::HashSet<String> = (0..10_000).map(|_| ids.next()).collect();
-        assert_eq!(seen.len(), 10_000);
-        assert!(seen.iter().all(|id| id.len() == 15
+        let now = crate::datetime::now_millis();
+        let all: Vec<String> = (0..10_000).map(|i| ids.next(now + i / 100)).collect();
+        let unique: std::collections::HashSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), all.len());
+        assert!(all.iter().all(|id| id.len() == 15
             && id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())));
+        // increasing, barring one wrap of the sequence
+        let increasing = all.windows(2).filter(|w| w[0] < w[1]).count();
+        assert!(increasing >= all.len() - 2);
+    }
+
+    #[test]
+    fn base36_pads_and_counts() {
+        assert_eq!(base36(0, 3), "000");
+        assert_eq!(base36(35, 3), "00z");
+        assert_eq!(base36(36, 3), "010");
     }
 }
