@@ -13,20 +13,28 @@ use super::response::{Outcome, Reply, TakeOver};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::realtime::Hub;
+use crate::realtime_api::ClientAuth;
 use crate::security::password::PoolBusy;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A running server; `shutdown` stops it gracefully.
 pub struct RunningServer {
     http: Arc<tiny_http::Server>,
     stopping: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+    /// Open event streams live outside the workers; shutdown ends them.
+    realtime: Hub<ClientAuth>,
     pub local_addr: String,
 }
+
+/// How long shutdown waits for event streams to be ended and let go.
+const STREAMS_GRACE: Duration = Duration::from_secs(2);
 
 impl RunningServer {
     /// Binds `addr` and starts `workers` worker threads.
@@ -56,12 +64,19 @@ impl RunningServer {
             http,
             stopping,
             workers: handles,
+            realtime: app.realtime.hub.clone(),
             local_addr,
         })
     }
 
-    /// Stops taking requests, lets in-flight ones finish, joins the workers.
+    /// Ends the event streams (clients get the end of the stream and
+    /// reconnect elsewhere), stops taking requests, lets in-flight ones
+    /// finish, joins the workers.
     pub fn shutdown(self) {
+        let held = self.realtime.shutdown(STREAMS_GRACE);
+        if held > 0 {
+            log::warn!("{held} realtime stream(s) still held by peers that stopped reading");
+        }
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
