@@ -10,14 +10,18 @@
 //! `events`), and never keep a worker for an open stream (the worker hands
 //! the socket to the hub and returns to the pool).
 //!
-//! The event path: a records job registers `Publisher::after_commit`; after
-//! COMMIT the writer pushes the change onto a bounded queue; the
+//! The event path: the records write paths (`apply_create`/`apply_update`/
+//! `apply_delete`, shared by single requests and batch steps) register their
+//! changes on the job's `WriteTx` (`announce`); after COMMIT the writer
+//! pushes them onto a bounded queue, in commit order (a failed write or a
+//! rolled-back batch pushes nothing); the
 //! `satchel-realtime` dispatcher thread takes changes one by one (so in
 //! commit order), decides per subscription with rules evaluated on its own
 //! read connection against the record as committed (`visibility`), renders
 //! each distinct view of the record once (`payload`), and queues messages
 //! on the hub, whose per-client sender threads write them.
 
+mod announce;
 mod dispatcher;
 mod events;
 pub mod handlers;
@@ -25,6 +29,7 @@ mod payload;
 mod topic;
 mod visibility;
 
+pub use announce::DeletedRecords;
 pub use events::{Action, Publisher, RecordChange};
 pub use topic::{RuleKind, SubscriptionOptions, Target, Topic};
 
