@@ -980,6 +980,56 @@ fn auth_records_show_email_to_their_owner_and_revoked_tokens_unbind() {
 }
 
 #[test]
+fn a_new_token_secret_or_a_deleted_collection_unbinds_its_clients() {
+    let tmp = TempDir::new("rt-secret");
+    let server = serve(&tmp, json!({}), &[]);
+    let su = su_token(&server);
+    let members = json!({"name": "members", "type": "auth", "fields": []});
+    let r = server.request("POST", "/api/collections", Some(&su), Some(&members));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let member = json!({"email": "m@example.com", "password": "member-pass-1", "passwordConfirm": "member-pass-1"});
+    let r = server.request(
+        "POST",
+        "/api/collections/members/records",
+        Some(&su),
+        Some(&member),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let member = server.login("members", "m@example.com", "member-pass-1");
+    let alice = alice_token(&server);
+    let a = open(&server);
+    let m = open(&server);
+    assert_eq!(a.subscribe(&server, &["notes/*"], Some(&alice)), 204);
+    assert_eq!(m.subscribe(&server, &["notes/*"], Some(&member)), 204);
+    // bound: a guest call may not change the subscriptions
+    assert_eq!(a.subscribe(&server, &[], None), 403);
+    assert_eq!(m.subscribe(&server, &[], None), 403);
+
+    let secret = json!({"authToken": {"secret": "s".repeat(50)}});
+    set_collection(&server, &su, "users", secret);
+    wait_for_dispatch(&server, &su);
+    assert_eq!(
+        a.subscribe(&server, &["notes/*"], None),
+        204,
+        "a new secret unbinds"
+    );
+    assert_eq!(
+        m.subscribe(&server, &[], None),
+        403,
+        "other collections keep theirs"
+    );
+
+    let r = server.request("DELETE", "/api/collections/members", Some(&su), None);
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    wait_for_dispatch(&server, &su);
+    assert_eq!(
+        m.subscribe(&server, &["notes/*"], None),
+        204,
+        "a deleted collection unbinds"
+    );
+}
+
+#[test]
 fn deleting_a_user_announces_its_last_state_and_the_notes_that_lost_it() {
     let tmp = TempDir::new("rt-cascade");
     let server = serve(&tmp, json!({}), &[]);
