@@ -16,7 +16,7 @@ use super::ClientAuth;
 use crate::auth::Auth;
 use crate::collections::registry::Schema;
 use crate::realtime::{ClientView, Hub, Message};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::Connection;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -55,7 +55,7 @@ struct Dispatcher {
 impl Dispatcher {
     /// Until every publisher is gone.
     fn run(&mut self, commands: &Receiver<Command>, gap: &AtomicBool) {
-        while let Ok(command) = commands.recv() {
+        while let Some(command) = self.next_command(commands) {
             // Checked after taking a command: a change committed after a
             // lost one is only taken once the flag is already visible.
             if gap.swap(false, Ordering::SeqCst) {
@@ -67,6 +67,24 @@ impl Dispatcher {
             }
         }
         log::debug!("realtime dispatcher stopped");
+    }
+
+    /// The next command, or `None` once every publisher is gone. Idle for a
+    /// second, the read connection gives its page cache back, as the other
+    /// threads' connections do.
+    fn next_command(&self, commands: &Receiver<Command>) -> Option<Command> {
+        let mut released = false;
+        loop {
+            match commands.recv_timeout(crate::store::IDLE_BEFORE_SHRINK) {
+                Ok(command) => return Some(command),
+                Err(RecvTimeoutError::Timeout) if !released => {
+                    self.snapshots.release_idle_memory();
+                    released = true;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
     }
 
     fn handle(&mut self, command: Command) {

@@ -134,6 +134,11 @@ impl Snapshots {
         Ok(name)
     }
 
+    /// Frees the connection's page cache (the snapshot rows stay).
+    pub(super) fn release_idle_memory(&self) {
+        crate::store::release_idle_memory(&self.conn);
+    }
+
     /// Drops every snapshot table (after a schema change); they are
     /// recreated on demand.
     pub(super) fn forget_all(&mut self) {
@@ -506,6 +511,17 @@ mod tests {
         assert!(by_header.options.is_some());
         let filtered = check_key(None, false, None, &with_filter("views > 1"));
         assert!(filtered.options.is_some());
+    }
+
+    #[test]
+    fn releasing_idle_memory_keeps_the_snapshot() {
+        let collection = notes(Some("views > 1"), None);
+        let mut snaps = snapshots();
+        let table = snaps.load(&collection, &record("r1", 5)).unwrap();
+        snaps.release_idle_memory();
+        let sql = format!("SELECT views FROM temp.{table}");
+        let views: i64 = snaps.conn.query_row(&sql, [], |r| r.get(0)).unwrap();
+        assert_eq!(views, 5);
     }
 
     #[test]
