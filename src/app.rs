@@ -1,7 +1,8 @@
 //! The application: what every request shares. `App` owns the writer
-//! handle, the cached schema and settings, the hashing pool and the
-//! configuration; `Ctx` is one request's view of it (its worker's read
-//! connection, the schema snapshot, the caller's auth).
+//! handle, the cached schema and settings, the hashing pool, the realtime
+//! hub and its event publisher, and the configuration; `Ctx` is one
+//! request's view of it (its worker's read connection, the schema
+//! snapshot, the caller's auth).
 //!
 //! Caches here are replaced only after the writer has committed the change
 //! they reflect, so a reader never sees a schema newer than the database.
@@ -9,6 +10,8 @@
 use crate::auth::token::Auth;
 use crate::collections::registry::Schema;
 use crate::error::ApiError;
+use crate::realtime::HubConfig;
+use crate::realtime_api::Realtime;
 use crate::request_log::RequestLog;
 use crate::security::password::HashPool;
 use crate::settings::Settings;
@@ -29,6 +32,8 @@ pub struct Config {
     pub dev: bool,
     pub public_dir: PathBuf,
     pub index_fallback: bool,
+    /// Caps and timers of realtime streams.
+    pub realtime: HubConfig,
 }
 
 #[derive(Clone)]
@@ -48,6 +53,7 @@ pub struct App {
     pub config: Config,
     pub writer: Writer,
     pub hash_pool: HashPool,
+    pub realtime: Realtime,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -69,12 +75,14 @@ impl App {
             .unwrap_or(2)
             .saturating_sub(1)
             .clamp(1, 4);
+        let realtime = Realtime::start(config.realtime.clone(), &config.data_dir.join("data.db"))?;
         Ok(App {
             config,
             writer,
             // Sign-ins wait in a long queue rather than fail: each costs tens of
             // milliseconds, and a queued request holds no worker.
             hash_pool: HashPool::with_queue(hashers, 1024)?,
+            realtime,
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,

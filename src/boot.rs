@@ -44,6 +44,7 @@ pub fn open(flags: &GlobalFlags, origins: Vec<String>) -> Result<Booted, String>
         dev: flags.dev,
         public_dir: flags.public_dir.clone(),
         index_fallback: flags.index_fallback,
+        realtime: crate::realtime::HubConfig::default(),
     };
     let conn = store::open_writer(&flags.dir.join("data.db"))
         .map_err(|e| format!("cannot open data.db: {e}"))?;

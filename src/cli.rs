@@ -43,14 +43,38 @@ pub struct ServeFlags {
     /// `*` or a list of allowed CORS origins.
     pub origins: Vec<String>,
     pub workers: usize,
+    /// Open realtime streams in total.
+    pub realtime_max_clients: usize,
+    /// Open realtime streams per client address; 0 = no per-address cap.
+    pub realtime_max_clients_per_ip: usize,
+    /// Seconds between SSE comment heartbeats; 0 = none (as the reference).
+    pub realtime_heartbeat_secs: u64,
 }
 
 impl Default for ServeFlags {
     fn default() -> ServeFlags {
+        let hub = crate::realtime::HubConfig::default();
         ServeFlags {
             http: "127.0.0.1:8090".into(),
             origins: vec!["*".into()],
             workers: default_workers(),
+            realtime_max_clients: hub.max_clients,
+            realtime_max_clients_per_ip: hub.max_clients_per_ip.unwrap_or(0),
+            realtime_heartbeat_secs: hub.heartbeat.map(|h| h.as_secs()).unwrap_or(0),
+        }
+    }
+}
+
+impl ServeFlags {
+    /// The realtime hub's configuration: the defaults with these flags applied.
+    pub fn realtime_config(&self) -> crate::realtime::HubConfig {
+        crate::realtime::HubConfig {
+            max_clients: self.realtime_max_clients,
+            max_clients_per_ip: Some(self.realtime_max_clients_per_ip).filter(|n| *n > 0),
+            heartbeat: Some(self.realtime_heartbeat_secs)
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
+            ..crate::realtime::HubConfig::default()
         }
     }
 }
@@ -112,6 +136,11 @@ Flags:
   --http ADDR             serve: TCP address to listen on (default \"127.0.0.1:8090\")
   --origins LIST          serve: comma separated CORS origins (default \"*\")
   --workers N             serve: request worker threads (default 2 per core)
+  --realtimeMaxClients N  serve: open realtime streams in total (default 1000; beyond: 503)
+  --realtimeMaxClientsPerIP N
+                          serve: open realtime streams per client address (default 100, 0 = no cap)
+  --realtimeHeartbeat SECS
+                          serve: SSE comment every SECS to notice dead clients sooner (default 0 = off)
 
 Environment:
   POCKETBASE_ADMIN_EMAIL, POCKETBASE_ADMIN_PASSWORD   serve upserts this superuser at start
@@ -171,6 +200,15 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             "workers" => {
                 serve.workers = parse_number::<usize>(name, &value(&mut i)?)?.clamp(1, 1024)
+            }
+            "realtimeMaxClients" => {
+                serve.realtime_max_clients = parse_number(name, &value(&mut i)?)?
+            }
+            "realtimeMaxClientsPerIP" => {
+                serve.realtime_max_clients_per_ip = parse_number(name, &value(&mut i)?)?
+            }
+            "realtimeHeartbeat" => {
+                serve.realtime_heartbeat_secs = parse_number(name, &value(&mut i)?)?
             }
             "dev" => global.dev = parse_bool(name, inline.as_deref())?,
             "indexFallback" => global.index_fallback = parse_bool(name, inline.as_deref())?,
@@ -295,6 +333,23 @@ mod tests {
         assert!(
             matches!(parse(&args("serve --dir d --http 127.0.0.1:9 --dev")), Ok(Command::Serve(g, _)) if g.dev)
         );
+    }
+
+    #[test]
+    fn realtime_flags_shape_the_hub() {
+        let line =
+            "serve --realtimeMaxClients 7 --realtimeMaxClientsPerIP=0 --realtimeHeartbeat 30";
+        let Ok(Command::Serve(_, serve)) = parse(&args(line)) else {
+            panic!("not serve")
+        };
+        let hub = serve.realtime_config();
+        assert_eq!(hub.max_clients, 7);
+        assert_eq!(hub.max_clients_per_ip, None);
+        assert_eq!(hub.heartbeat, Some(std::time::Duration::from_secs(30)));
+        let defaults = ServeFlags::default().realtime_config();
+        assert_eq!(defaults.max_clients_per_ip, Some(100));
+        assert_eq!(defaults.heartbeat, None);
+        assert!(parse(&args("serve --realtimeMaxClients many")).is_err());
     }
 
     #[test]

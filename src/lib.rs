@@ -3,8 +3,9 @@
 //! The crate is laid out by domain. `http` accepts and routes requests,
 //! `store` owns the SQLite connections (one writer thread, read-only
 //! connections for workers), and the domain modules (`collections`,
-//! `records`, `auth`, `settings`) hold the API's behaviour. `query`,
-//! `security` and `mail` are domain-free tools with their own tests.
+//! `records`, `auth`, `settings`, `realtime_api`) hold the API's behaviour.
+//! `query`, `security`, `mail` and `realtime` (the SSE hub) are domain-free
+//! tools with their own tests.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod mail;
 pub mod memory;
 pub mod query;
 pub mod realtime;
+pub mod realtime_api;
 pub mod records;
 pub mod request_log;
 pub mod run;

@@ -64,7 +64,8 @@ fn init_logging(global: &GlobalFlags) {
 
 fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
     init_logging(global);
-    let booted = boot::open(global, serve.origins.clone())?;
+    let mut booted = boot::open(global, serve.origins.clone())?;
+    booted.config.realtime = serve.realtime_config();
     if let (Ok(email), Ok(password)) = (
         std::env::var("POCKETBASE_ADMIN_EMAIL"),
         std::env::var("POCKETBASE_ADMIN_PASSWORD"),

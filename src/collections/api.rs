@@ -161,7 +161,9 @@ fn rule_check(schema: &Schema, collection: &Collection, rule: &str) -> Result<()
     crate::records::filter::validate_rule(schema, collection, rule)
 }
 
-/// Runs a schema change on the writer and reloads the schema after commit.
+/// Runs a schema change on the writer and reloads the schema after commit,
+/// then tells realtime (in commit order with record events), which drops
+/// the bound auth of collections that vanished or got a new token secret.
 fn write_schema<T: Send + 'static>(
     app: &Arc<App>,
     job: impl FnOnce(&rusqlite::Connection, &Schema) -> Result<T, ApiError> + Send + 'static,
@@ -171,7 +173,12 @@ fn write_schema<T: Send + 'static>(
         // Validate against the schema as committed, read on the writer itself.
         let schema = Schema::load(tx.conn())?;
         let value = job(tx.conn(), &schema)?;
-        tx.after_commit(move |conn| after.reload_schema(conn));
+        tx.after_commit(move |conn| {
+            let before = after.schema();
+            after.reload_schema(conn);
+            let publisher = after.realtime.publisher();
+            publisher.schema_changed(before, after.schema());
+        });
         Ok(value)
     })
 }

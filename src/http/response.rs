@@ -56,10 +56,19 @@ impl Reply {
 /// answering the request when it is done.
 pub type Deferred = Box<dyn FnOnce() -> Result<Reply, ApiError> + Send>;
 
-/// A handler's answer: now, or later from another thread.
+/// Takes over a connection whose request has been accepted for streaming:
+/// it gets the raw socket writer (nothing written yet) and the headers
+/// every response carries (security, CORS), and writes the response itself.
+/// It must not block for long: it runs on the worker.
+pub type TakeOver = Box<dyn FnOnce(Box<dyn std::io::Write + Send>, &[(&str, &str)]) + Send>;
+
+/// A handler's answer: now, later from another thread, or a stream that
+/// outlives the request (the connection is handed over and the worker
+/// goes back to the pool).
 pub enum Outcome {
     Now(Reply),
     Later(Deferred),
+    Stream(TakeOver),
 }
 
 impl From<Reply> for Outcome {

@@ -6,7 +6,7 @@ use super::request::{Method, Req};
 use super::response::{Outcome, Reply};
 use crate::app::{App, Ctx};
 use crate::error::ApiError;
-use crate::{auth, collections, records, settings};
+use crate::{auth, collections, realtime_api, records, settings};
 use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", c, "auth-methods"]) => {
             auth::api::auth_methods(&ctx, c)?.into()
         }
+
+        (Get, ["api", "realtime"]) => realtime_api::handlers::connect(&ctx, req)?,
+        (Post, ["api", "realtime"]) => realtime_api::handlers::subscribe(&ctx, req)?.into(),
 
         (Get, ["api", "settings"]) => settings::api::get(&ctx)?.into(),
         (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),

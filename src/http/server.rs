@@ -3,29 +3,38 @@
 //!
 //! A panic while handling a request answers 500 for that request only; the
 //! worker keeps its connection and goes on. Work a handler defers (password
-//! hashing) is answered from the hashing pool so the worker is free at once.
+//! hashing) is answered from the hashing pool so the worker is free at once;
+//! a stream (realtime) gets the raw connection and the worker moves on.
 //! Every response gets the reference's security headers and CORS headers here,
 //! in one place.
 
 use super::request::{Method, Req};
-use super::response::{Outcome, Reply};
+use super::response::{Outcome, Reply, TakeOver};
 use super::router;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::realtime::Hub;
+use crate::realtime_api::ClientAuth;
 use crate::security::password::PoolBusy;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A running server; `shutdown` stops it gracefully.
 pub struct RunningServer {
     http: Arc<tiny_http::Server>,
     stopping: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+    /// Open event streams live outside the workers; shutdown ends them.
+    realtime: Hub<ClientAuth>,
     pub local_addr: String,
 }
+
+/// How long shutdown waits for event streams to be ended and let go.
+const STREAMS_GRACE: Duration = Duration::from_secs(2);
 
 impl RunningServer {
     /// Binds `addr` and starts `workers` worker threads.
@@ -55,12 +64,19 @@ impl RunningServer {
             http,
             stopping,
             workers: handles,
+            realtime: app.realtime.hub.clone(),
             local_addr,
         })
     }
 
-    /// Stops taking requests, lets in-flight ones finish, joins the workers.
+    /// Ends the event streams (clients get the end of the stream and
+    /// reconnect elsewhere), stops taking requests, lets in-flight ones
+    /// finish, joins the workers.
     pub fn shutdown(self) {
+        let held = self.realtime.shutdown(STREAMS_GRACE);
+        if held > 0 {
+            log::warn!("{held} realtime stream(s) still held by peers that stopped reading");
+        }
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
@@ -120,6 +136,7 @@ fn handle(app: &Arc<App>, db: &Connection, mut request: tiny_http::Request) {
     };
     match outcome {
         Outcome::Now(reply) => send(request, reply, &info, app, started),
+        Outcome::Stream(take_over) => hand_over(request, take_over, &info, app, started),
         Outcome::Later(work) => {
             let app2 = app.clone();
             let pending = (request, work, info);
@@ -231,20 +248,13 @@ fn send(
         .headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("X-Frame-Options"));
-    for (name, value) in SECURITY_HEADERS {
-        if *name != "X-Frame-Options" || keeps_frame_header {
-            add(name, value);
-        }
+    for (name, value) in common_headers(info, app, keeps_frame_header) {
+        add(name, &value);
     }
     for (name, value) in &reply.headers {
         // An empty X-Frame-Options is a handler's way of dropping it (file downloads).
         if !value.is_empty() {
             add(name, value);
-        }
-    }
-    if let Some(origin) = &info.origin {
-        if let Some(allowed) = app.allowed_origin(origin) {
-            add("Access-Control-Allow-Origin", &allowed);
         }
     }
     if info.method == Method::Options {
@@ -268,6 +278,53 @@ fn send(
     if let Err(e) = request.respond(response) {
         log::debug!("could not send the response: {e}");
     }
+    log_request(app, info, status, started);
+}
+
+/// The security headers of every response and, for an allowed origin, the
+/// CORS header. Streams get them too.
+fn common_headers(
+    info: &RequestInfo,
+    app: &App,
+    keep_frame_header: bool,
+) -> Vec<(&'static str, String)> {
+    let mut headers: Vec<(&'static str, String)> = SECURITY_HEADERS
+        .iter()
+        .filter(|(name, _)| *name != "X-Frame-Options" || keep_frame_header)
+        .map(|(name, value)| (*name, value.to_string()))
+        .collect();
+    if let Some(allowed) = info.origin.as_deref().and_then(|o| app.allowed_origin(o)) {
+        headers.push(("Access-Control-Allow-Origin", allowed));
+    }
+    headers
+}
+
+/// Gives the connection to a streaming handler (realtime): it writes the
+/// response itself, and this worker goes straight back to the pool.
+fn hand_over(
+    request: tiny_http::Request,
+    take_over: TakeOver,
+    info: &RequestInfo,
+    app: &App,
+    started: std::time::Instant,
+) {
+    let headers = common_headers(info, app, true);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let stream = request.into_writer();
+    if catch_unwind(AssertUnwindSafe(|| take_over(stream, &headers))).is_err() {
+        log::error!(
+            "taking over the connection panicked: {} {}",
+            info.method_name(),
+            info.path
+        );
+    }
+    log_request(app, info, 200, started);
+}
+
+fn log_request(app: &App, info: &RequestInfo, status: u16, started: std::time::Instant) {
     app.log_request(crate::request_log::Entry {
         method: info.method_name(),
         url: info.url.clone(),

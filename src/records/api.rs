@@ -9,6 +9,8 @@
 //! result — on the writer's connection, so a refused write fails its job
 //! and the savepoint leaves nothing. Password hashing never runs in a
 //! writer job: a `PasswordPlan` is carried out on the hashing pool first.
+//! Each `apply_*` registers its realtime events on the job's `WriteTx`, so
+//! they are published only once the job (or the whole batch) commits.
 
 use super::filter::{self, RecordResolver};
 use super::present::{present, PresentOptions, Presenter};
@@ -23,6 +25,7 @@ use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{body, Method, Outcome, Reply, Req};
 use crate::query::SqlValue;
+use crate::realtime_api::{Action, DeletedRecords};
 use crate::security::{password, random};
 use crate::store::WriteTx;
 use rusqlite::Connection;
@@ -640,6 +643,8 @@ pub(crate) fn apply_create(
         password_hash,
     };
     let record = write_record(ctx, tx.conn(), change)?;
+    let realtime = &ctx.app.realtime;
+    realtime.publish_saved(tx, Action::Create, &collection, &record);
     Ok(Written { collection, record })
 }
 
@@ -695,6 +700,8 @@ pub(crate) fn apply_update(
         password_hash,
     };
     let record = write_record(ctx, tx.conn(), change)?;
+    let realtime = &ctx.app.realtime;
+    realtime.publish_saved(tx, Action::Update, &collection, &record);
     Ok(Written { collection, record })
 }
 
@@ -719,8 +726,14 @@ pub(crate) fn apply_delete(
         }
     }
     let now = crate::datetime::now_text();
-    match relations::delete_record(conn, ctx.schema.all(), &collection, id, &now) {
-        Ok(_) => Ok(()),
+    let mut deleted = DeletedRecords::default();
+    let mut observe = |owner: &Collection, last: RecordValues| deleted.observe(owner, last);
+    let schema = ctx.schema.all();
+    match relations::delete_record_observed(conn, schema, &collection, id, &now, &mut observe) {
+        Ok(outcome) => {
+            let realtime = &ctx.app.realtime;
+            Ok(realtime.publish_deleted(tx, &ctx.schema, deleted, &outcome.updated)?)
+        }
         Err(DeleteError::NotFound) => Err(ApiError::not_found()),
         Err(DeleteError::RequiredReference { .. }) => Err(ApiError::bad_request(
             "Failed to delete record. Make sure that the record is not part of a required relation reference.",

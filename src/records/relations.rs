@@ -172,8 +172,38 @@ pub fn delete_record(
     id: &str,
     now: &str,
 ) -> Result<DeleteOutcome, DeleteError> {
+    delete_with_observer(conn, schema, collection, id, now, None)
+}
+
+/// Receives a deleted record's collection and last state (see
+/// [`delete_record_observed`]).
+pub type DeleteObserver<'a> = &'a mut dyn FnMut(&Collection, RecordValues);
+
+/// As [`delete_record`], also handing `observe` each deleted record's last
+/// state (and its collection) just before its row goes, in delete order:
+/// what realtime delete events carry. The states only mean something if
+/// the delete succeeds.
+pub fn delete_record_observed(
+    conn: &Connection,
+    schema: &(impl SchemaLookup + ?Sized),
+    collection: &Collection,
+    id: &str,
+    now: &str,
+    observe: DeleteObserver<'_>,
+) -> Result<DeleteOutcome, DeleteError> {
+    delete_with_observer(conn, schema, collection, id, now, Some(observe))
+}
+
+fn delete_with_observer(
+    conn: &Connection,
+    schema: &(impl SchemaLookup + ?Sized),
+    collection: &Collection,
+    id: &str,
+    now: &str,
+    observe: Option<DeleteObserver<'_>>,
+) -> Result<DeleteOutcome, DeleteError> {
     conn.execute_batch(&format!("SAVEPOINT {DELETE_SAVEPOINT}"))?;
-    let result = delete_cascading(conn, schema, collection, id, now);
+    let result = delete_cascading(conn, schema, collection, id, now, observe);
     let finish = match result {
         Ok(_) => format!("RELEASE {DELETE_SAVEPOINT}"),
         Err(_) => format!("ROLLBACK TO {DELETE_SAVEPOINT}; RELEASE {DELETE_SAVEPOINT}"),
@@ -190,6 +220,7 @@ fn delete_cascading(
     collection: &Collection,
     id: &str,
     now: &str,
+    mut observe: Option<DeleteObserver<'_>>,
 ) -> Result<DeleteOutcome, DeleteError> {
     if sql::find_by_id(conn, collection, id)?.is_none() {
         return Err(DeleteError::NotFound);
@@ -220,6 +251,11 @@ fn delete_cascading(
                 if !outcome.updated.contains(&key) {
                     outcome.updated.push(key);
                 }
+            }
+        }
+        if let Some(observe) = observe.as_mut() {
+            if let Some(last_state) = sql::find_by_id(conn, owner, &record_id)? {
+                observe(owner, last_state);
             }
         }
         sql::delete(conn, owner, &record_id)?;
@@ -567,6 +603,35 @@ mod tests {
         assert_eq!(deleted, ["t3", "ch1", "lf1"]);
         assert!(find(&conn, &schema, "c_chained", "ch1").is_none());
         assert!(find(&conn, &schema, "c_leaf", "lf1").is_none());
+    }
+
+    #[test]
+    fn an_observed_delete_reports_each_last_state_in_delete_order() {
+        let (conn, schema) = setup();
+        sql::insert(
+            &conn,
+            &schema[3],
+            &record(json!({"id": "ch1", "one": "t3"})),
+        )
+        .unwrap();
+        sql::insert(
+            &conn,
+            &schema[4],
+            &record(json!({"id": "lf1", "up": "ch1"})),
+        )
+        .unwrap();
+        let mut seen: Vec<(String, String, Value)> = Vec::new();
+        let mut observe = |owner: &Collection, last: RecordValues| {
+            let up = last.get("up").cloned().unwrap_or(Value::Null);
+            seen.push((owner.name.clone(), last.id().to_string(), up));
+        };
+        delete_record_observed(&conn, &schema, &schema[0], "t3", NOW, &mut observe).unwrap();
+        let ids: Vec<(&str, &str)> = seen
+            .iter()
+            .map(|(c, id, _)| (c.as_str(), id.as_str()))
+            .collect();
+        assert_eq!(ids, [("tgt", "t3"), ("chained", "ch1"), ("leaf", "lf1")]);
+        assert_eq!(seen[2].2, json!("ch1"), "the state before the row went");
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub struct Server {
 impl Server {
     /// A fresh data dir with the test superuser, served with an encryption key.
     pub fn start(tmp: &TempDir) -> Server {
+        Server::start_with(tmp, &[])
+    }
+
+    /// As [`Server::start`], with extra `serve` flags.
+    pub fn start_with(tmp: &TempDir, flags: &[&str]) -> Server {
         let dir = tmp.path().join("pb_data");
         let (code, out) = run_cli(
             &[
@@ -85,11 +90,9 @@ impl Server {
             &[],
         );
         assert_eq!(code, 0, "superuser upsert failed: {out}");
-        Server::serve(
-            &dir,
-            &[("PB_ENCRYPTION_KEY", ENCRYPTION_KEY)],
-            &["--encryptionEnv", "PB_ENCRYPTION_KEY"],
-        )
+        let mut extra = vec!["--encryptionEnv", "PB_ENCRYPTION_KEY"];
+        extra.extend_from_slice(flags);
+        Server::serve(&dir, &[("PB_ENCRYPTION_KEY", ENCRYPTION_KEY)], &extra)
     }
 
     /// Serves an existing data dir with extra env vars and flags.
