@@ -34,11 +34,14 @@ pub(super) fn start(
     commands: Receiver<Command>,
     gap: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
+    // The schema as committed; replaced on every schema change, in order.
+    let schema = Arc::new(Schema::load(&conn).map_err(std::io::Error::other)?);
     let snapshots = Snapshots::new(conn).map_err(std::io::Error::other)?;
     let mut dispatcher = Dispatcher {
         hub,
         snapshots,
         topics: HashMap::new(),
+        schema,
     };
     std::thread::Builder::new()
         .name("satchel-realtime".into())
@@ -50,6 +53,8 @@ struct Dispatcher {
     hub: Hub<ClientAuth>,
     snapshots: Snapshots,
     topics: HashMap<Arc<str>, Arc<Topic>>,
+    /// Expanding relations in payloads reads the other collections.
+    schema: Arc<Schema>,
 }
 
 impl Dispatcher {
@@ -98,6 +103,7 @@ impl Dispatcher {
             Command::SchemaChanged { before, after } => {
                 self.forget_auth_of_changed_collections(&before, &after);
                 self.snapshots.forget_all();
+                self.schema = after;
             }
         }
     }
@@ -117,12 +123,13 @@ impl Dispatcher {
             hub,
             snapshots,
             topics,
+            schema,
         } = self;
         if topics.len() > MAX_CACHED_TOPICS {
             topics.clear();
         }
         let mut access = EventAccess::new(snapshots, &change.collection, &change.record);
-        let mut payloads = EventPayloads::new(change);
+        let mut payloads = EventPayloads::new(change, schema);
         let report = hub
             .broadcast(|client| messages_for(client, change, topics, &mut access, &mut payloads));
         if report.queued > 0 || report.dropped > 0 {
@@ -224,7 +231,8 @@ fn messages_for(
         if !access.allows(kind, client.auth.as_ref(), &topic.options) {
             continue;
         }
-        let data = payloads.for_subscriber(client.auth.as_ref(), &topic.options);
+        let data =
+            payloads.for_subscriber(access.connection(), client.auth.as_ref(), &topic.options);
         messages.push(Message::new(Arc::clone(subscription), data));
     }
     messages
@@ -310,6 +318,7 @@ mod tests {
             hub,
             snapshots: Snapshots::new(conn).unwrap(),
             topics: HashMap::new(),
+            schema: Arc::new(Schema::empty()),
         };
         (dispatcher, ids)
     }

@@ -9,7 +9,10 @@
 use super::events::RecordChange;
 use super::topic::SubscriptionOptions;
 use super::ClientAuth;
+use crate::collections::Schema;
 use crate::records::output::{to_json, Viewer};
+use crate::records::{PresentOptions, Presenter};
+use rusqlite::Connection;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,18 +23,24 @@ struct PayloadKey {
     superuser: bool,
     owner: bool,
     fields: Option<String>,
+    expand: Option<String>,
+    /// Who is asking, when it matters: expanded records are filtered by
+    /// their own collections' view rules for that requester.
+    requester: Option<(String, String)>,
 }
 
 /// The rendered payloads of one event.
 pub(super) struct EventPayloads<'a> {
     change: &'a RecordChange,
+    schema: &'a Schema,
     rendered: HashMap<PayloadKey, Arc<str>>,
 }
 
 impl<'a> EventPayloads<'a> {
-    pub(super) fn new(change: &'a RecordChange) -> EventPayloads<'a> {
+    pub(super) fn new(change: &'a RecordChange, schema: &'a Schema) -> EventPayloads<'a> {
         EventPayloads {
             change,
+            schema,
             rendered: HashMap::new(),
         }
     }
@@ -39,12 +48,18 @@ impl<'a> EventPayloads<'a> {
     /// The event data for a subscriber with `auth` and `options`.
     pub(super) fn for_subscriber(
         &mut self,
+        conn: &Connection,
         auth: Option<&ClientAuth>,
         options: &SubscriptionOptions,
     ) -> Arc<str> {
         let key = self.key(auth, options);
         if let Some(text) = self.rendered.get(&key) {
             return Arc::clone(text);
+        }
+        if key.expand.is_some() || key.fields.is_some() {
+            let text: Arc<str> = self.presented(conn, auth, &key).into();
+            self.rendered.insert(key, Arc::clone(&text));
+            return text;
         }
         let viewer = Viewer {
             is_superuser: key.superuser,
@@ -64,11 +79,37 @@ impl<'a> EventPayloads<'a> {
         // base records share one rendering for owners and others.
         let owner = collection.is_auth()
             && auth.is_some_and(|a| a.is(&collection.id, self.change.record.id()));
+        let expand = options.expand().map(str::to_string);
         PayloadKey {
             superuser: auth.is_some_and(ClientAuth::is_superuser),
             owner,
             fields: options.fields().map(str::to_string),
+            requester: expand
+                .as_ref()
+                .and(auth)
+                .map(|a| (a.0.collection.id.clone(), a.0.id().to_string())),
+            expand,
         }
+    }
+
+    /// The records API's presentation (visibility, expand, fields) of the
+    /// changed record for this subscriber. Expanded records are read from
+    /// the database as committed; the record itself is the event's state
+    /// (for a delete, its last one). A malformed `fields` shows the record
+    /// unpicked rather than nothing.
+    fn presented(&self, conn: &Connection, auth: Option<&ClientAuth>, key: &PayloadKey) -> String {
+        let options = PresentOptions::parse(key.expand.as_deref(), key.fields.as_deref())
+            .or_else(|_| PresentOptions::parse(key.expand.as_deref(), None))
+            .unwrap_or_else(|_| PresentOptions::none());
+        let presenter = Presenter::new(conn, self.schema, auth.map(|a| a.0.as_ref()));
+        let record = presenter.present_one(&self.change.collection, &self.change.record, &options);
+        let mut data = Map::new();
+        data.insert(
+            "action".into(),
+            Value::String(self.change.action.as_str().into()),
+        );
+        data.insert("record".into(), record);
+        Value::Object(data).to_string()
     }
 }
 

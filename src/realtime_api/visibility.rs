@@ -210,6 +210,12 @@ pub(super) struct EventAccess<'a> {
 }
 
 impl<'a> EventAccess<'a> {
+    /// The dispatcher's read connection, for rendering payloads that read
+    /// other records (expand).
+    pub(super) fn connection(&self) -> &Connection {
+        &self.snapshots.conn
+    }
+
     pub(super) fn new(
         snapshots: &'a mut Snapshots,
         collection: &'a Collection,
