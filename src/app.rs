@@ -173,6 +173,7 @@ pub struct Ctx<'a> {
     pub db: &'a Connection,
     pub schema: Arc<Schema>,
     pub auth: Option<Auth>,
+    /// The client's IP: the TCP peer, or what a trusted proxy header says.
     pub remote_ip: Option<IpAddr>,
 }
 
@@ -200,8 +201,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The client's IP as the reference writes it (IPv6 expanded).
     pub fn client_ip(&self) -> String {
-        self.remote_ip.map(|ip| ip.to_string()).unwrap_or_default()
+        self.remote_ip
+            .map(crate::http::client_ip::display)
+            .unwrap_or_default()
     }
 }
 

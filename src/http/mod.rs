@@ -2,6 +2,7 @@
 //! router, and the request, body and response types handlers use.
 
 pub mod body;
+pub mod client_ip;
 pub mod request;
 pub mod response;
 pub mod router;
