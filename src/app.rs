@@ -48,6 +48,8 @@ pub struct App {
     pub config: Config,
     pub writer: Writer,
     pub hash_pool: HashPool,
+    /// The windows of `settings.rateLimits`.
+    pub rate_limiter: crate::http::ratelimit::RateLimiter,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -75,6 +77,7 @@ impl App {
             // Sign-ins wait in a long queue rather than fail: each costs tens of
             // milliseconds, and a queued request holds no worker.
             hash_pool: HashPool::with_queue(hashers, 1024)?,
+            rate_limiter: Default::default(),
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,

@@ -9,7 +9,7 @@ use super::token::{self, Auth};
 use crate::app::Ctx;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
-use crate::http::{body, Outcome, Reply, Req};
+use crate::http::{admission, body, Outcome, Reply, Req};
 use crate::records::expand::ExpandTree;
 use crate::records::fields::FieldsPicker;
 use crate::records::{self, PresentOptions, Presenter, RecordValues};
@@ -121,6 +121,8 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
         (Some(r), Ok(o)) => Some(owner_view(ctx, &collection, r, &o.expand)),
         _ => None,
     };
+    let ip_allowed = collection.id != token::SUPERUSERS_ID
+        || admission::superuser_ip_allowed(&ctx.app.settings(), ctx.remote_ip);
     let app = ctx.app.clone();
     Ok(Outcome::Later(Box::new(move || {
         let Some(record) = record else {
@@ -134,6 +136,9 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
             .to_string();
         if !password::verify_password(&secret, &hash) {
             return Err(ApiError::bad_request(AUTH_FAILED));
+        }
+        if !ip_allowed {
+            return Err(admission::ip_not_allowed());
         }
         if !rule_allows {
             return Err(ApiError::Forbidden(

@@ -21,6 +21,7 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
     ctx.auth = auth::token::authenticate(&ctx, req.header("authorization"));
     let segments: Vec<String> = req.segments.clone();
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    super::admission::admit(&ctx, req, &path)?;
     use Method::*;
     let outcome: Outcome = match (req.method, path.as_slice()) {
         (Get | Head, ["api", "health"]) => health(&ctx, req)?.into(),
