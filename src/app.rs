@@ -50,6 +50,8 @@ pub struct App {
     pub hash_pool: HashPool,
     /// The windows of `settings.rateLimits`.
     pub rate_limiter: crate::http::ratelimit::RateLimiter,
+    /// Failed sign-ins per identity (`settings.bruteForce`).
+    pub throttle: crate::auth::throttle::Throttle,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -78,6 +80,7 @@ impl App {
             // milliseconds, and a queued request holds no worker.
             hash_pool: HashPool::with_queue(hashers, 1024)?,
             rate_limiter: Default::default(),
+            throttle: Default::default(),
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,
