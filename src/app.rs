@@ -54,6 +54,10 @@ pub struct App {
     pub writer: Writer,
     pub hash_pool: HashPool,
     pub realtime: Realtime,
+    /// The windows of `settings.rateLimits`.
+    pub rate_limiter: crate::http::ratelimit::RateLimiter,
+    /// Failed sign-ins per identity (`settings.bruteForce`).
+    pub throttle: crate::auth::throttle::Throttle,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -83,6 +87,8 @@ impl App {
             // milliseconds, and a queued request holds no worker.
             hash_pool: HashPool::with_queue(hashers, 1024)?,
             realtime,
+            rate_limiter: Default::default(),
+            throttle: Default::default(),
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,
@@ -181,6 +187,7 @@ pub struct Ctx<'a> {
     pub db: &'a Connection,
     pub schema: Arc<Schema>,
     pub auth: Option<Auth>,
+    /// The client's IP: the TCP peer, or what a trusted proxy header says.
     pub remote_ip: Option<IpAddr>,
 }
 
@@ -208,8 +215,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The client's IP as the reference writes it (IPv6 expanded).
     pub fn client_ip(&self) -> String {
-        self.remote_ip.map(|ip| ip.to_string()).unwrap_or_default()
+        self.remote_ip
+            .map(crate::http::client_ip::display)
+            .unwrap_or_default()
     }
 }
 

@@ -22,7 +22,10 @@ pub struct Entry {
     pub url: String,
     pub status: u16,
     pub exec_time_ms: f64,
+    /// The TCP peer.
     pub remote_ip: String,
+    /// The client behind trusted proxies (the peer without them).
+    pub user_ip: String,
     pub user_agent: String,
     pub referer: String,
     /// The auth collection name of the caller, or "".
@@ -167,7 +170,7 @@ fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlit
                 status: entry.status,
                 exec_time: entry.exec_time_ms,
                 remote_ip: &entry.remote_ip,
-                user_ip: &entry.remote_ip,
+                user_ip: &entry.user_ip,
                 user_agent: &entry.user_agent,
                 referer: &entry.referer,
                 auth: &entry.auth,

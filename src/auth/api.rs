@@ -5,11 +5,12 @@
 //! request worker, and an unknown identity costs a dummy verification so its
 //! answer takes about as long as a wrong password's.
 
+use super::throttle;
 use super::token::{self, Auth};
 use crate::app::Ctx;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
-use crate::http::{body, Outcome, Reply, Req};
+use crate::http::{admission, body, Outcome, Reply, Req};
 use crate::records::expand::ExpandTree;
 use crate::records::fields::FieldsPicker;
 use crate::records::{self, PresentOptions, Presenter, RecordValues};
@@ -121,10 +122,18 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
         (Some(r), Ok(o)) => Some(owner_view(ctx, &collection, r, &o.expand)),
         _ => None,
     };
+    // Guessing is throttled per identity, whatever the client address.
+    let settings = ctx.app.settings();
+    let policy = settings.brute_force.policy();
+    let attempt = sign_in_key(&collection, record.as_ref(), &identity);
+    ctx.app.throttle.check(&attempt, policy)?;
+    let ip_allowed = collection.id != token::SUPERUSERS_ID
+        || admission::superuser_ip_allowed(&settings, ctx.remote_ip);
     let app = ctx.app.clone();
     Ok(Outcome::Later(Box::new(move || {
         let Some(record) = record else {
             password::verify_dummy(&secret);
+            app.throttle.record_failure(&attempt, policy);
             return Err(ApiError::bad_request(AUTH_FAILED));
         };
         let hash = record
@@ -133,7 +142,12 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
             .unwrap_or_default()
             .to_string();
         if !password::verify_password(&secret, &hash) {
+            app.throttle.record_failure(&attempt, policy);
             return Err(ApiError::bad_request(AUTH_FAILED));
+        }
+        app.throttle.reset(&attempt);
+        if !ip_allowed {
+            return Err(admission::ip_not_allowed());
         }
         if !rule_allows {
             return Err(ApiError::Forbidden(
@@ -147,6 +161,20 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
         let shown = shown.ok_or_else(|| ApiError::internal("sign-in reply without a record"))?;
         auth_reply(&collection, &record, shown, None, options.fields.as_ref())
     })))
+}
+
+/// The brute-force key of a sign-in: the record when the identity names
+/// one (so its email and username share a count), else the identity as
+/// typed, case-folded (so unknown identities are throttled alike).
+fn sign_in_key(
+    collection: &Collection,
+    record: Option<&RecordValues>,
+    identity: &str,
+) -> throttle::Key {
+    match record.and_then(|r| r.get("id")).and_then(Value::as_str) {
+        Some(id) => throttle::key(&["password", &collection.id, id]),
+        None => throttle::key(&["password?", &collection.id, &identity.to_lowercase()]),
+    }
 }
 
 /// Upgrades an old (bcrypt) hash after a successful login. A failure is

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod superusers;
+pub mod throttle;
 pub mod token;
 
 pub use token::Auth;

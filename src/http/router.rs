@@ -21,9 +21,10 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
     ctx.auth = auth::token::authenticate(&ctx, req.header("authorization"));
     let segments: Vec<String> = req.segments.clone();
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    super::admission::admit(&ctx, req, &path)?;
     use Method::*;
     let outcome: Outcome = match (req.method, path.as_slice()) {
-        (Get | Head, ["api", "health"]) => health(&ctx)?.into(),
+        (Get | Head, ["api", "health"]) => health(&ctx, req)?.into(),
 
         (Get, ["api", "collections"]) => collections::api::list(&ctx, req)?.into(),
         (Post, ["api", "collections"]) => collections::api::create(&ctx, req)?.into(),
@@ -78,9 +79,12 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
 }
 
 /// `GET /api/health`: liveness, plus a few facts for superusers.
-fn health(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+fn health(ctx: &Ctx<'_>, req: &Req<'_>) -> Result<Reply, ApiError> {
     let data = if ctx.is_superuser() {
-        json!({ "canBackup": true, "realIP": ctx.client_ip(), "possibleProxyHeader": "" })
+        let settings = ctx.app.settings();
+        let proxy_header =
+            super::client_ip::possible_proxy_header(req.headers(), &settings.trusted_proxy);
+        json!({ "canBackup": true, "realIP": ctx.client_ip(), "possibleProxyHeader": proxy_header })
     } else {
         json!({})
     };

@@ -123,7 +123,11 @@ fn handle(app: &Arc<App>, db: &Connection, mut request: tiny_http::Request) {
     let started = std::time::Instant::now();
     let (outcome, info) = {
         let mut req = Req::from_tiny(&mut request);
-        let info = RequestInfo::of(&req);
+        // From here on `remote_ip` is the client's IP; the peer is logged too.
+        let peer = req.remote_ip;
+        let settings = app.settings();
+        req.remote_ip = super::client_ip::resolve(peer, req.headers(), &settings.trusted_proxy);
+        let info = RequestInfo::of(&req, peer);
         let outcome = match catch_unwind(AssertUnwindSafe(|| router::dispatch(app, db, &mut req))) {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(err)) => Outcome::Now(error_reply(&err, &info)),
@@ -180,13 +184,18 @@ pub struct RequestInfo {
     url: String,
     origin: Option<String>,
     preflight_headers: Option<String>,
+    /// The TCP peer.
     remote_ip: String,
+    /// The client behind trusted proxies (the peer without them).
+    user_ip: String,
     user_agent: String,
     referer: String,
 }
 
 impl RequestInfo {
-    fn of(req: &Req<'_>) -> RequestInfo {
+    fn of(req: &Req<'_>, peer: Option<std::net::IpAddr>) -> RequestInfo {
+        let ip_text =
+            |ip: Option<std::net::IpAddr>| ip.map(super::client_ip::display).unwrap_or_default();
         let path = format!("/{}", req.segments.join("/"));
         let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         RequestInfo {
@@ -201,7 +210,8 @@ impl RequestInfo {
             preflight_headers: req
                 .header("access-control-request-headers")
                 .map(str::to_string),
-            remote_ip: req.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            remote_ip: ip_text(peer),
+            user_ip: ip_text(req.remote_ip),
             user_agent: req.header("user-agent").unwrap_or_default().to_string(),
             referer: req.header("referer").unwrap_or_default().to_string(),
         }
@@ -331,6 +341,7 @@ fn log_request(app: &App, info: &RequestInfo, status: u16, started: std::time::I
         status,
         exec_time_ms: started.elapsed().as_secs_f64() * 1000.0,
         remote_ip: info.remote_ip.clone(),
+        user_ip: info.user_ip.clone(),
         user_agent: info.user_agent.clone(),
         referer: info.referer.clone(),
         auth: String::new(),

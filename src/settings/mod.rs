@@ -18,8 +18,8 @@ mod validate;
 
 pub use field_errors::{FieldError, FieldErrors};
 pub use model::{
-    BackupsSettings, BatchSettings, LogsSettings, MetaSettings, RateLimitRule, RateLimitsSettings,
-    S3Settings, Settings, SmtpSettings, TrustedProxySettings, SECRET_PATHS,
+    BackupsSettings, BatchSettings, BruteForceSettings, LogsSettings, MetaSettings, RateLimitRule,
+    RateLimitsSettings, S3Settings, Settings, SmtpSettings, TrustedProxySettings, SECRET_PATHS,
 };
 pub use patch::{apply_patch, PatchError};
 pub use storage::{decode_from_storage, encode_for_storage, LoadError, StoreError};

@@ -23,6 +23,12 @@ pub struct Settings {
     pub trusted_proxy: TrustedProxySettings,
     pub batch: BatchSettings,
     pub logs: LogsSettings,
+    /// Satchel's own section (not in the reference): per-identity
+    /// brute-force protection. Left out of the stored row and of `GET`
+    /// while it holds the defaults, so default documents stay the
+    /// reference's byte for byte; once tuned it is served and kept.
+    #[serde(skip_serializing_if = "BruteForceSettings::is_default")]
+    pub brute_force: BruteForceSettings,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }
@@ -151,6 +157,49 @@ pub struct LogsSettings {
     pub unknown: Map<String, Value>,
 }
 
+/// `bruteForce`: failed sign-ins per identity (a record or an unknown
+/// identity of a collection), per `otpId` and per `mfaId`, whatever the
+/// client address. `maxFailures` failures within `duration` seconds lock
+/// that identity for `duration` seconds (429 with `Retry-After`); a success
+/// clears the count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BruteForceSettings {
+    pub enabled: bool,
+    pub max_failures: i64,
+    /// Seconds: the counting window and the lockout.
+    pub duration: i64,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+impl Default for BruteForceSettings {
+    fn default() -> Self {
+        BruteForceSettings {
+            enabled: true,
+            max_failures: 10,
+            duration: 300,
+            unknown: Map::new(),
+        }
+    }
+}
+
+impl BruteForceSettings {
+    pub fn is_default(&self) -> bool {
+        *self == BruteForceSettings::default()
+    }
+
+    /// The throttle's policy; validation keeps both numbers at least 1
+    /// while enabled.
+    pub fn policy(&self) -> crate::auth::throttle::Policy {
+        crate::auth::throttle::Policy {
+            enabled: self.enabled,
+            max_failures: u32::try_from(self.max_failures.max(1)).unwrap_or(u32::MAX),
+            duration: u64::try_from(self.duration.max(1)).unwrap_or(1),
+        }
+    }
+}
+
 impl Default for Settings {
     /// The settings of a fresh reference data directory.
     fn default() -> Self {
@@ -164,6 +213,7 @@ impl Default for Settings {
             trusted_proxy: TrustedProxySettings::default(),
             batch: BatchSettings::default(),
             logs: LogsSettings::default(),
+            brute_force: BruteForceSettings::default(),
             unknown: Map::new(),
         }
     }
@@ -292,6 +342,17 @@ mod tests {
         assert_eq!(parsed.meta.accent_color, "#1055c9");
         assert_eq!(parsed.smtp.port, 587);
         assert_eq!(parsed.rate_limits.rules.len(), 4);
+    }
+
+    #[test]
+    fn brute_force_is_kept_and_served_once_tuned() {
+        let mut s = Settings::default();
+        s.brute_force.max_failures = 5;
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.ends_with(r#""bruteForce":{"enabled":true,"maxFailures":5,"duration":300}}"#));
+        let back: Settings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.brute_force.policy().max_failures, 5);
     }
 
     #[test]

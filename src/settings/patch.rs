@@ -46,6 +46,12 @@ pub fn apply_patch(current: &Settings, patch: &Value) -> Result<Settings, PatchE
     }
     let mut document = serde_json::to_value(current)
         .map_err(|e| PatchError::Malformed(format!("cannot serialize current settings: {e}")))?;
+    // Sections left out while default still merge into their current values.
+    if let (Value::Object(fields), Ok(brute_force)) =
+        (&mut document, serde_json::to_value(&current.brute_force))
+    {
+        fields.entry("bruteForce").or_insert(brute_force);
+    }
     merge(&mut document, patch, &settings_shape(), "")?;
     let merged: Settings =
         serde_json::from_value(document).map_err(|e| PatchError::Malformed(e.to_string()))?;
@@ -79,7 +85,8 @@ fn settings_shape() -> Value {
         },
         "trustedProxy": { "headers": [""], "useLeftmostIP": false },
         "batch": { "enabled": false, "maxRequests": 0, "timeout": 0, "maxBodySize": 0 },
-        "logs": { "maxDataSize": 0, "maxDays": 0, "minLevel": 0, "logIP": false, "logAuthId": false }
+        "logs": { "maxDataSize": 0, "maxDays": 0, "minLevel": 0, "logIP": false, "logAuthId": false },
+        "bruteForce": { "enabled": false, "maxFailures": 0, "duration": 0 }
     })
 }
 
@@ -219,6 +226,7 @@ mod tests {
     #[test]
     fn shape_knows_exactly_the_model_keys() {
         let mut model = Settings::default();
+        model.brute_force.enabled = false;
         model.s3.secret = "x".into();
         model.backups.s3.secret = "x".into();
         let (mut ours, mut shape) = (Vec::new(), Vec::new());
@@ -347,5 +355,45 @@ mod tests {
     fn the_reference_default_rules_patch_back_cleanly() {
         let rules = serde_json::to_value(&Settings::default().rate_limits.rules).unwrap();
         patched(json!({"rateLimits": {"rules": rules}}));
+    }
+
+    #[test]
+    fn brute_force_patches_from_its_defaults_and_round_trips() {
+        let s = patched(json!({"bruteForce": {"maxFailures": 5}}));
+        assert!(s.brute_force.enabled);
+        assert_eq!(
+            (s.brute_force.max_failures, s.brute_force.duration),
+            (5, 300)
+        );
+        let view = crate::settings::public_view(&s);
+        assert_eq!(
+            view["bruteForce"],
+            json!({"enabled": true, "maxFailures": 5, "duration": 300})
+        );
+        assert_eq!(apply_patch(&s, &view).unwrap(), s);
+        // Untouched, it stays out of the document.
+        let untouched = patched(json!({"meta": {"appName": "X"}}));
+        assert!(crate::settings::public_view(&untouched)
+            .get("bruteForce")
+            .is_none());
+        let off = patched(json!({"bruteForce": {"enabled": false}}));
+        assert!(!off.brute_force.enabled);
+    }
+
+    #[test]
+    fn brute_force_numbers_must_be_positive_while_enabled() {
+        let errors = field_errors(
+            &Settings::default(),
+            json!({"bruteForce": {"maxFailures": 0, "duration": -1}}),
+        );
+        assert_eq!(
+            errors["bruteForce"]["maxFailures"]["code"],
+            "validation_required"
+        );
+        assert_eq!(
+            errors["bruteForce"]["duration"]["code"],
+            "validation_min_greater_equal_than_required"
+        );
+        patched(json!({"bruteForce": null}));
     }
 }

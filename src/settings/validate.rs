@@ -9,8 +9,8 @@ use super::cron::CronSchedule;
 use super::field_errors::{FieldError, FieldErrors};
 use super::formats;
 use super::model::{
-    BackupsSettings, BatchSettings, LogsSettings, MetaSettings, RateLimitRule, RateLimitsSettings,
-    S3Settings, Settings, SmtpSettings,
+    BackupsSettings, BatchSettings, BruteForceSettings, LogsSettings, MetaSettings, RateLimitRule,
+    RateLimitsSettings, S3Settings, Settings, SmtpSettings,
 };
 
 /// Checks the whole document; `Ok` when nothing failed.
@@ -32,6 +32,10 @@ pub fn validate(settings: &Settings) -> Result<(), FieldErrors> {
     check_ip_list(
         &settings.superuser_ips,
         &mut Scope::new(&mut errors, &["superuserIPs"]),
+    );
+    check_brute_force(
+        &settings.brute_force,
+        &mut Scope::new(&mut errors, &["bruteForce"]),
     );
     if errors.is_empty() {
         Ok(())
@@ -318,6 +322,21 @@ fn check_rule(rule: &RateLimitRule, scope: &mut Scope) {
     );
     let known_audience = matches!(rule.audience.as_str(), "" | "@guest" | "@auth");
     scope.check("audience", (!known_audience).then(not_in_list));
+}
+
+/// Satchel's own section: both numbers are needed while it is on.
+fn check_brute_force(brute_force: &BruteForceSettings, scope: &mut Scope) {
+    for (key, value) in [
+        ("maxFailures", brute_force.max_failures),
+        ("duration", brute_force.duration),
+    ] {
+        let required = if brute_force.enabled {
+            require_number(value)
+        } else {
+            None
+        };
+        scope.check(key, required.or_else(|| at_least(value, 1)));
+    }
 }
 
 /// Two rules conflict when one's `label@@audience` key is a prefix of the
