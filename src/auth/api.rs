@@ -308,12 +308,13 @@ pub fn auth_methods(ctx: &Ctx<'_>, c: &str) -> Result<Reply, ApiError> {
     let fields = identity_fields(&collection);
     let otp_on = enabled(&["otp", "enabled"]);
     let mfa_on = enabled(&["mfa", "enabled"]);
+    let (oauth2, auth_providers) = super::oauth2::auth_methods_entries(&collection);
     Ok(Reply::json(&json!({
         "password": { "enabled": password_on, "identityFields": fields },
-        "oauth2": { "enabled": false, "providers": [] },
+        "oauth2": oauth2,
         "mfa": { "enabled": mfa_on, "duration": duration(&["mfa", "duration"], mfa_on) },
         "otp": { "enabled": otp_on, "duration": duration(&["otp", "duration"], otp_on) },
-        "authProviders": [],
+        "authProviders": auth_providers,
         "usernamePassword": password_on && fields.iter().any(|f| f == "username"),
         "emailPassword": password_on && fields.iter().any(|f| f == "email"),
     })))

@@ -31,6 +31,10 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", "meta", "scaffolds"]) => {
             collections::api::scaffolds(&ctx)?.into()
         }
+        (Get, ["api", "collections", "meta", "oauth2-providers"]) => {
+            ctx.require_superuser()?;
+            Reply::json(&auth::oauth2::provider_catalogue()).into()
+        }
         (Get, ["api", "collections", c]) => collections::api::view(&ctx, req, c)?.into(),
         (Patch, ["api", "collections", c]) => collections::api::update(&ctx, req, c)?.into(),
         (Delete, ["api", "collections", c]) => collections::api::delete(&ctx, c)?.into(),
