@@ -191,7 +191,7 @@ fn find_by_identity(
     Ok(None)
 }
 
-fn auth_rule_allows(
+pub(crate) fn auth_rule_allows(
     ctx: &Ctx<'_>,
     collection: &Collection,
     record: &RecordValues,
@@ -222,14 +222,14 @@ fn as_requester(collection: &Collection, record: &RecordValues) -> Auth {
 }
 
 /// The `?expand=` and `?fields=` of an auth request.
-fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
+pub(crate) fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
     PresentOptions::parse(req.query_param("expand"), req.query_param("fields"))
 }
 
 /// An auth reply's record: as the record sees itself (its email always,
 /// hidden fields if it is a superuser), with `expand` followed as that
 /// record, not as whoever sent the request (the reference's choice).
-fn owner_view(
+pub(crate) fn owner_view(
     ctx: &Ctx<'_>,
     collection: &Collection,
     record: &RecordValues,

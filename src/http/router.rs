@@ -65,6 +65,9 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", c, "auth-methods"]) => {
             auth::api::auth_methods(&ctx, c)?.into()
         }
+        (Post, ["api", "collections", c, "auth-with-oauth2"]) => {
+            auth::oauth2::auth_with_oauth2(&ctx, req, c)?
+        }
 
         (Get, ["api", "settings"]) => settings::api::get(&ctx)?.into(),
         (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),

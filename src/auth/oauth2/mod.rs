@@ -7,11 +7,14 @@
 //! fetch a URL taken from a profile (avatars stay text), and never link an
 //! existing account through an email address the provider did not verify.
 
+pub mod account;
 pub mod client;
 pub mod exchange;
 pub mod id_token;
 pub mod methods;
 pub mod profile;
 pub mod providers;
+pub mod sign_in;
 
 pub use methods::{auth_methods_entries, provider_catalogue};
+pub use sign_in::auth_with_oauth2;
