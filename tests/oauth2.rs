@@ -1,7 +1,8 @@
 //! OAuth2 sign-in end to end against a fake provider on 127.0.0.1: the
 //! auth-methods flow data, the code exchange with PKCE and client
 //! credentials, creating and linking accounts (and the reference's linking
-//! CVE fixes) and external auth links.
+//! CVE fixes), external auth links, the redirect endpoint and the settings
+//! helpers.
 
 mod common;
 
@@ -770,4 +771,57 @@ fn external_auths_are_listed_to_their_owner_and_can_be_unlinked() {
     );
     assert_eq!(r.status, 204);
     assert!(e.links().is_empty());
+}
+
+#[test]
+fn the_redirect_endpoint_sends_the_browser_on() {
+    let e = env("oa-redirect");
+    // No realtime client is waiting (none can be, yet): failure page.
+    let r = e
+        .server
+        .request("GET", "/api/oauth2-redirect?state=abc&code=def", None, None);
+    assert_eq!(r.status, 307);
+    assert_eq!(
+        r.header("location"),
+        Some("../_/#/auth/oauth2-redirect-failure")
+    );
+    let r = e.server.raw(
+        "POST",
+        "/api/oauth2-redirect",
+        None,
+        b"state=abc&code=def",
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("../_/#/auth/oauth2-redirect-failure")
+    );
+}
+
+#[test]
+fn settings_helpers_are_for_superusers() {
+    let e = env("oa-settings");
+    let r = e
+        .server
+        .request("GET", "/api/collections/meta/oauth2-providers", None, None);
+    r.assert_error(401);
+    let r = e.server.request(
+        "GET",
+        "/api/collections/meta/oauth2-providers",
+        Some(&e.su),
+        None,
+    );
+    assert_eq!(r.json().as_array().unwrap().len(), 32);
+
+    let path = "/api/settings/apple/generate-client-secret";
+    e.server
+        .request("POST", path, None, Some(&json!({})))
+        .assert_error(401);
+    let bad = e
+        .server
+        .request("POST", path, Some(&e.su), Some(&json!({"teamId": "short"})))
+        .assert_error(400);
+    assert_eq!(bad["data"]["teamId"]["code"], "validation_length_invalid");
+    assert_eq!(bad["data"]["privateKey"]["code"], "validation_required");
 }

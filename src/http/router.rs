@@ -68,11 +68,17 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Post, ["api", "collections", c, "auth-with-oauth2"]) => {
             auth::oauth2::auth_with_oauth2(&ctx, req, c)?
         }
+        (Get | Post, ["api", "oauth2-redirect"]) => {
+            auth::oauth2::oauth2_redirect(&ctx, req)?.into()
+        }
 
         (Get, ["api", "settings"]) => settings::api::get(&ctx)?.into(),
         (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),
         (Post, ["api", "settings", "test", "email"]) => {
             settings::api::test_email(&ctx, req)?.into()
+        }
+        (Post, ["api", "settings", "apple", "generate-client-secret"]) => {
+            auth::oauth2::apple::generate_client_secret(&ctx, req)?.into()
         }
 
         _ => super::static_files::serve(&app.config.public_dir, app.config.index_fallback, req)?

@@ -8,13 +8,16 @@
 //! existing account through an email address the provider did not verify.
 
 pub mod account;
+pub mod apple;
 pub mod client;
 pub mod exchange;
 pub mod id_token;
 pub mod methods;
 pub mod profile;
 pub mod providers;
+pub mod redirect;
 pub mod sign_in;
 
 pub use methods::{auth_methods_entries, provider_catalogue};
+pub use redirect::{deliver_oauth2_redirect, oauth2_redirect};
 pub use sign_in::auth_with_oauth2;
