@@ -219,7 +219,7 @@ fn find_by_identity(
     Ok(None)
 }
 
-fn auth_rule_allows(
+pub(crate) fn auth_rule_allows(
     ctx: &Ctx<'_>,
     collection: &Collection,
     record: &RecordValues,
@@ -250,14 +250,14 @@ fn as_requester(collection: &Collection, record: &RecordValues) -> Auth {
 }
 
 /// The `?expand=` and `?fields=` of an auth request.
-fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
+pub(crate) fn present_options(req: &Req<'_>) -> Result<PresentOptions, ApiError> {
     PresentOptions::parse(req.query_param("expand"), req.query_param("fields"))
 }
 
 /// An auth reply's record: as the record sees itself (its email always,
 /// hidden fields if it is a superuser), with `expand` followed as that
 /// record, not as whoever sent the request (the reference's choice).
-fn owner_view(
+pub(crate) fn owner_view(
     ctx: &Ctx<'_>,
     collection: &Collection,
     record: &RecordValues,
@@ -336,12 +336,13 @@ pub fn auth_methods(ctx: &Ctx<'_>, c: &str) -> Result<Reply, ApiError> {
     let fields = identity_fields(&collection);
     let otp_on = enabled(&["otp", "enabled"]);
     let mfa_on = enabled(&["mfa", "enabled"]);
+    let (oauth2, auth_providers) = super::oauth2::auth_methods_entries(&collection);
     Ok(Reply::json(&json!({
         "password": { "enabled": password_on, "identityFields": fields },
-        "oauth2": { "enabled": false, "providers": [] },
+        "oauth2": oauth2,
         "mfa": { "enabled": mfa_on, "duration": duration(&["mfa", "duration"], mfa_on) },
         "otp": { "enabled": otp_on, "duration": duration(&["otp", "duration"], otp_on) },
-        "authProviders": [],
+        "authProviders": auth_providers,
         "usernamePassword": password_on && fields.iter().any(|f| f == "username"),
         "emailPassword": password_on && fields.iter().any(|f| f == "email"),
     })))

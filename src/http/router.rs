@@ -32,6 +32,10 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", "meta", "scaffolds"]) => {
             collections::api::scaffolds(&ctx)?.into()
         }
+        (Get, ["api", "collections", "meta", "oauth2-providers"]) => {
+            ctx.require_superuser()?;
+            Reply::json(&auth::oauth2::provider_catalogue()).into()
+        }
         (Get, ["api", "collections", c]) => collections::api::view(&ctx, req, c)?.into(),
         (Patch, ["api", "collections", c]) => collections::api::update(&ctx, req, c)?.into(),
         (Delete, ["api", "collections", c]) => collections::api::delete(&ctx, c)?.into(),
@@ -62,6 +66,12 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", c, "auth-methods"]) => {
             auth::api::auth_methods(&ctx, c)?.into()
         }
+        (Post, ["api", "collections", c, "auth-with-oauth2"]) => {
+            auth::oauth2::auth_with_oauth2(&ctx, req, c)?
+        }
+        (Get | Post, ["api", "oauth2-redirect"]) => {
+            auth::oauth2::oauth2_redirect(&ctx, req)?.into()
+        }
 
         (Get, ["api", "realtime"]) => realtime_api::handlers::connect(&ctx, req)?,
         (Post, ["api", "realtime"]) => realtime_api::handlers::subscribe(&ctx, req)?.into(),
@@ -70,6 +80,9 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),
         (Post, ["api", "settings", "test", "email"]) => {
             settings::api::test_email(&ctx, req)?.into()
+        }
+        (Post, ["api", "settings", "apple", "generate-client-secret"]) => {
+            auth::oauth2::apple::generate_client_secret(&ctx, req)?.into()
         }
 
         _ => super::static_files::serve(&app.config.public_dir, app.config.index_fallback, req)?
