@@ -111,16 +111,27 @@ fn from_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> RedirectDa
 /// Sends `payload` as an `@oauth2` event to realtime client `client_id` if
 /// it is connected and subscribed to `@oauth2`, then drops that
 /// subscription (one redirect per flow). Returns whether it was sent.
-///
-/// Not connected yet: the realtime hub is not part of `App` on this branch,
-/// so this always answers `false` ("no such realtime client") and the
-/// redirect page reports failure. The lead connects it to the hub once the
-/// realtime wiring lands: look the client up by id, check it holds
-/// `OAUTH2_TOPIC`, queue the message `(OAUTH2_TOPIC, payload)` and remove
-/// the topic from its subscriptions.
 pub fn deliver_oauth2_redirect(app: &App, client_id: &str, payload: &Value) -> bool {
-    let _ = (app, client_id, payload);
-    false
+    let hub = &app.realtime.hub;
+    // Check and unsubscribe in one step, so two redirects for the same
+    // state cannot both be delivered.
+    let subscribed = hub.update(client_id, |state| {
+        let current: Vec<String> = state
+            .subscriptions()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !current.iter().any(|s| s == OAUTH2_TOPIC) {
+            return false;
+        }
+        let rest = current.into_iter().filter(|s| s != OAUTH2_TOPIC).collect();
+        state.replace_subscriptions(rest).is_ok()
+    });
+    if !matches!(subscribed, Ok(true)) {
+        return false;
+    }
+    hub.send(client_id, OAUTH2_TOPIC, payload.to_string())
+        .is_ok()
 }
 
 #[cfg(test)]
