@@ -47,7 +47,7 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
             records::api::update(&ctx, req, c, id)?
         }
         (Delete, ["api", "collections", c, "records", id]) => {
-            records::api::delete(&ctx, c, id)?.into()
+            records::api::delete(&ctx, req, c, id)?.into()
         }
 
         (Post, ["api", "collections", c, "auth-with-password"]) => {

@@ -6,7 +6,7 @@
 //! validation against the database, the write and the rule check on the
 //! result happen in the job's savepoint, so a refused write leaves nothing.
 
-use super::filter::{self, RecordResolver};
+use super::filter::{self, RecordQuery, RequestInfo, SortKey};
 use super::output::{self, Viewer};
 use super::relations::{self, DeleteError};
 use super::sql::{self, Order};
@@ -18,7 +18,6 @@ use crate::auth::Auth;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{body, Outcome, Reply, Req};
-use crate::query::SqlValue;
 use crate::security::{password, random};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -86,75 +85,49 @@ fn paging(req: &Req<'_>) -> Result<(i64, i64, bool), ApiError> {
     Ok((page, per_page, skip_total))
 }
 
-/// `sort=-a,b` into ORDER BY terms over known, visible fields.
-fn order_by<'c>(
-    ctx: &Ctx<'_>,
-    collection: &'c Collection,
+/// `sort=-a,b` as ORDER BY keys over what the caller may filter by (own
+/// fields, relation and JSON paths, `@random`, `@rowid`).
+fn order_by(
+    collection: &Collection,
+    query: &mut RecordQuery<'_>,
     sort: Option<&str>,
-) -> Result<Vec<Order<'c>>, ApiError> {
-    let mut terms = Vec::new();
-    for part in sort
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let (name, desc) = match part.strip_prefix('-') {
-            Some(n) => (n, true),
-            None => (part.strip_prefix('+').unwrap_or(part), false),
-        };
-        let term = match name {
-            "@random" => Order::Random,
-            "@rowid" => Order::Rowid(desc),
-            _ => {
-                let field = collection
-                    .field(name)
-                    .filter(|f| !f.hidden || ctx.is_superuser())
-                    .ok_or_else(|| ApiError::bad_request("Something went wrong while processing your request. Invalid sort field."))?;
-                Order::Field(&field.name, desc)
-            }
-        };
-        terms.push(term);
-        if terms.len() > 8 {
-            return Err(ApiError::bad_request(
-                "Something went wrong while processing your request. Too many sort expressions.",
-            ));
-        }
+) -> Result<Vec<SortKey>, ApiError> {
+    let keys = query
+        .add_client_sort(sort.unwrap_or(""))
+        .map_err(filter::filter_error)?;
+    if collection.is_view() && keys.iter().any(|k| matches!(k, SortKey::Rowid { .. })) {
+        return Err(ApiError::bad_request(
+            "Something went wrong while processing your request.",
+        ));
     }
-    Ok(terms)
+    Ok(keys)
 }
 
-/// Combines the client's filter and the rule into one WHERE clause.
+/// Adds the rule and the client's filter to the list query. Only
+/// superusers may mention `@request.`/`@collection.` in `filter` or `sort`.
 fn where_clause(
     ctx: &Ctx<'_>,
-    collection: &Collection,
+    query: &mut RecordQuery<'_>,
     client_filter: Option<&str>,
+    sort: Option<&str>,
     rule: Option<&str>,
-) -> Result<(String, Vec<SqlValue>), ApiError> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut params: Vec<SqlValue> = Vec::new();
-    if let Some(text) = client_filter {
-        let mut resolver = RecordResolver::for_client(collection, ctx.auth.as_ref());
-        if let Some(c) = filter::compile(text, &mut resolver).map_err(filter::filter_error)? {
-            parts.push(c.sql);
-            params.extend(c.params);
+) -> Result<(), ApiError> {
+    if !ctx.is_superuser() {
+        if let Some(mention) = filter::superuser_only_mention(&[client_filter, sort]) {
+            return Err(ApiError::Forbidden(format!(
+                "Only superusers can filter by {mention}"
+            )));
         }
     }
     if let Some(rule) = rule {
-        let mut resolver = RecordResolver::for_rule(collection, ctx.auth.as_ref());
-        let compiled = filter::compile(rule, &mut resolver)
-            .map_err(|e| ApiError::internal(format!("rule of {}: {e}", collection.name)))?;
-        if let Some(c) = compiled {
-            parts.push(c.sql);
-            params.extend(c.params);
-        }
+        query.add_rule(rule).map_err(filter::filter_error)?;
     }
-    let sql = if parts.is_empty() {
-        "1".to_string()
-    } else {
-        parts.join(" AND ")
-    };
-    Ok((sql, params))
+    if let Some(text) = client_filter {
+        query
+            .add_client_filter(text)
+            .map_err(filter::filter_error)?;
+    }
+    Ok(())
 }
 
 /// `GET /api/collections/{c}/records`
@@ -162,15 +135,36 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
     let collection = collection(ctx, c)?;
     let rule = effective_rule(ctx, &collection.list_rule)?;
     let (page, per_page, skip_total) = paging(req)?;
-    let order = order_by(ctx, &collection, req.query_param("sort"))?;
-    let (where_sql, params) =
-        where_clause(ctx, &collection, req.query_param("filter"), rule.as_deref())?;
+    let info = RequestInfo::from_req(req, ctx.auth.clone());
+    let mut query = RecordQuery::new(&ctx.schema, &collection, &info);
+    let sort = req.query_param("sort");
+    where_clause(ctx, &mut query, req.query_param("filter"), sort, rule.as_deref())?;
+    let keys = order_by(&collection, &mut query, sort)?;
+    let clause = query.finish();
+    // The items query binds the sort keys' parameters after the WHERE's
+    // (ORDER BY follows WHERE); the COUNT shares the WHERE alone.
+    let mut item_params = clause.params.clone();
+    let mut order = Vec::with_capacity(keys.len() + 1);
+    for key in &keys {
+        order.push(match key {
+            SortKey::Expr { sql, desc } => {
+                item_params.extend(sql.params.iter().cloned());
+                Order::Sql(&sql.sql, *desc)
+            }
+            SortKey::Random => Order::Random,
+            SortKey::Rowid { desc } => Order::Rowid(*desc),
+        });
+    }
+    // Ties keep insertion order, so pages never overlap or skip a record.
+    let ordered_by_row = keys.iter().any(|k| !matches!(k, SortKey::Expr { .. }));
+    if !keys.is_empty() && !ordered_by_row && !collection.is_view() {
+        order.push(Order::Rowid(false));
+    }
     let offset = (page - 1).saturating_mul(per_page) as u64;
-    let filter = Some((where_sql.as_str(), params.as_slice()));
     let items = sql::list(
         ctx.db,
         &collection,
-        filter,
+        Some((clause.sql.as_str(), item_params.as_slice())),
         &order,
         Some(per_page as u64),
         offset,
@@ -178,6 +172,7 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
     let (total_items, total_pages) = if skip_total {
         (-1, -1)
     } else {
+        let filter = Some((clause.sql.as_str(), clause.params.as_slice()));
         let total = sql::count(ctx.db, &collection, filter)? as i64;
         (total, (total + per_page - 1) / per_page)
     };
@@ -188,15 +183,19 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
 }
 
 /// Loads a record the caller may see under `rule`, or 404.
+/// The rule sees the record as stored (for an update: before the change,
+/// with the submitted values under `@request.body`, as the reference).
 fn find_visible(
     ctx: &Ctx<'_>,
     collection: &Collection,
     id: &str,
     rule: Option<&str>,
+    info: &RequestInfo,
 ) -> Result<RecordValues, ApiError> {
     let record = sql::find_by_id(ctx.db, collection, id)?.ok_or_else(ApiError::not_found)?;
     if let Some(rule) = rule {
-        if !filter::record_satisfies(ctx, collection, rule, id, ctx.auth.as_ref())? {
+        let schema = &ctx.schema;
+        if !filter::record_satisfies_on(ctx.db, schema, collection, rule, id, info, Some(&record))? {
             return Err(ApiError::not_found());
         }
     }
@@ -204,10 +203,11 @@ fn find_visible(
 }
 
 /// `GET /api/collections/{c}/records/{id}`
-pub fn view(ctx: &Ctx<'_>, _req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+pub fn view(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
     let collection = collection(ctx, c)?;
     let rule = effective_rule(ctx, &collection.view_rule)?;
-    let record = find_visible(ctx, &collection, id, rule.as_deref())?;
+    let info = RequestInfo::from_req(req, ctx.auth.clone());
+    let record = find_visible(ctx, &collection, id, rule.as_deref(), &info)?;
     Ok(Reply::json(&render(ctx, &collection, &record)))
 }
 
@@ -229,8 +229,9 @@ fn refuse_views(collection: &Collection) -> Result<(), ApiError> {
 
 /// Password handling of auth records. Returns the new hash to store, if any.
 /// The checks are the reference's; hashing itself happens later, off the worker.
+/// `full_access` (superusers, `manageRule`) needs no old password.
 fn auth_password_change(
-    ctx: &Ctx<'_>,
+    full_access: bool,
     collection: &Collection,
     body: &Map<String, Value>,
     current: Option<&RecordValues>,
@@ -285,7 +286,7 @@ fn auth_password_change(
             field_error("validation_values_mismatch", "Values don't match."),
         );
     }
-    if let (Some(current), false) = (current, ctx.is_superuser()) {
+    if let (Some(current), false) = (current, full_access) {
         let old = text("oldPassword");
         let hash = current
             .get("password")
@@ -309,9 +310,10 @@ fn auth_password_change(
     Some(new)
 }
 
-/// Fields only the server sets on auth records, whatever the body says.
+/// Fields only the server sets on auth records, whatever the body says
+/// (`verified` too, without `full_access`: superusers, `manageRule`).
 fn strip_auth_internals(
-    ctx: &Ctx<'_>,
+    full_access: bool,
     collection: &Collection,
     body: &mut Map<String, Value>,
     creating: bool,
@@ -322,7 +324,7 @@ fn strip_auth_internals(
     for key in ["password", "passwordConfirm", "oldPassword", "tokenKey"] {
         body.remove(key);
     }
-    if !ctx.is_superuser() && !creating {
+    if !full_access && !creating {
         body.remove("verified");
     }
 }
@@ -333,9 +335,12 @@ pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiE
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.create_rule)?;
     let mut body = body_of(ctx, req)?;
+    // The create rule sees the body as submitted.
+    let request = RequestInfo::from_req(req, ctx.auth.clone()).with_body(body.clone());
     let mut errors = FieldErrors::new();
-    let new_password = auth_password_change(ctx, &collection, &body, None, &mut errors);
-    strip_auth_internals(ctx, &collection, &mut body, true);
+    let su = ctx.is_superuser();
+    let new_password = auth_password_change(su, &collection, &body, None, &mut errors);
+    strip_auth_internals(su, &collection, &mut body, true);
     if !ctx.is_superuser() {
         body.remove("verified");
     }
@@ -348,6 +353,8 @@ pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiE
         rule,
         auth: ctx.auth.clone(),
         rotate_token_key: false,
+        request,
+        can_manage: false,
     };
     run_write_job(job, new_password)
 }
@@ -357,16 +364,21 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.update_rule)?;
-    let current = find_visible(ctx, &collection, id, rule.as_deref())?;
     let mut body = body_of(ctx, req)?;
+    let request = RequestInfo::from_req(req, ctx.auth.clone()).with_body(body.clone());
+    let current = find_visible(ctx, &collection, id, rule.as_deref(), &request)?;
+    let can_manage = !ctx.is_superuser()
+        && filter::can_manage(ctx.db, &ctx.schema, &collection, &current, &request)?;
+    let full_access = ctx.is_superuser() || can_manage;
     let mut errors = FieldErrors::new();
-    let new_password = auth_password_change(ctx, &collection, &body, Some(&current), &mut errors);
-    strip_auth_internals(ctx, &collection, &mut body, false);
+    let new_password =
+        auth_password_change(full_access, &collection, &body, Some(&current), &mut errors);
+    strip_auth_internals(full_access, &collection, &mut body, false);
     let mut email_changes = false;
     if collection.is_auth() {
         if let Some(email) = body.get("email") {
             email_changes = Some(email) != current.get("email");
-            if email_changes && !ctx.is_superuser() {
+            if email_changes && !full_access {
                 errors.insert(
                     "email".into(),
                     field_error(
@@ -388,6 +400,8 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
         auth: ctx.auth.clone(),
         // A new password or email invalidates every token of the record.
         rotate_token_key: new_password.is_some() || email_changes,
+        request,
+        can_manage,
     };
     run_write_job(job, new_password)
 }
@@ -419,6 +433,10 @@ struct WriteJob {
     rule: Option<String>,
     auth: Option<Auth>,
     rotate_token_key: bool,
+    /// What the create rule sees as `@request.*`.
+    request: RequestInfo,
+    /// The caller satisfies the auth collection's `manageRule` (sees the email).
+    can_manage: bool,
 }
 
 impl WriteJob {
@@ -440,6 +458,7 @@ impl WriteJob {
         let schema = app.schema();
         let collection = self.collection.clone();
         let auth = self.auth.clone();
+        let can_manage = self.can_manage;
         let saved = app.write(move |tx| {
             let conn = tx.conn();
             let WriteJob {
@@ -448,8 +467,8 @@ impl WriteJob {
                 body,
                 early_errors,
                 rule,
-                auth,
                 rotate_token_key,
+                request,
                 ..
             } = self;
             let mut prepared = match &current {
@@ -483,7 +502,9 @@ impl WriteJob {
                 }
             }
             if let Some(rule) = &rule {
-                if !filter::record_satisfies_on(conn, &collection, rule, &id, auth.as_ref())? {
+                let allowed =
+                    filter::record_satisfies_on(conn, &schema, &collection, rule, &id, &request, None)?;
+                if !allowed {
                     return Err(ApiError::bad_request(message));
                 }
             }
@@ -496,7 +517,7 @@ impl WriteJob {
         let viewer = Viewer {
             is_superuser: auth.as_ref().is_some_and(Auth::is_superuser),
             is_owner,
-            can_manage: false,
+            can_manage,
         };
         Ok(Reply::json(&Value::Object(output::to_json(
             &collection,
@@ -507,11 +528,14 @@ impl WriteJob {
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`
-pub fn delete(ctx: &Ctx<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+pub fn delete(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.delete_rule)?;
-    find_visible(ctx, &collection, id, rule.as_deref())?;
+    // The reference reads a DELETE's body too: rules may look at it.
+    let body = body_of(ctx, req)?;
+    let request = RequestInfo::from_req(req, ctx.auth.clone()).with_body(body);
+    find_visible(ctx, &collection, id, rule.as_deref(), &request)?;
     let is_superusers = collection.id == crate::auth::token::SUPERUSERS_ID;
     let schema = ctx.schema.clone();
     let id = id.to_string();
