@@ -437,10 +437,7 @@ fn null_elements_do_not_fail_the_every_element_check() {
         r#"INSERT INTO posts (title, tags) VALUES ('with-null', '["b", null]'), ('only-a', '["a"]');"#,
     )
     .unwrap();
-    assert_eq!(
-        matching_titles(&conn, "tags > 'a'"),
-        titles(&["with-null"])
-    );
+    assert_eq!(matching_titles(&conn, "tags > 'a'"), titles(&["with-null"]));
     assert_eq!(
         matching_titles(&conn, "tags != 'a'"),
         titles(&["with-null"])
@@ -453,7 +450,10 @@ fn guards_are_anded_after_the_comparison() {
     impl Resolver for Guarded {
         fn resolve(&mut self, _: &Identifier) -> Result<Resolved, FilterError> {
             Ok(Resolved::Expr(ResolvedExpr {
-                guard: Some(Fragment::with_params("[p].[flag] = ?", vec![SqlValue::Integer(1)])),
+                guard: Some(Fragment::with_params(
+                    "[p].[flag] = ?",
+                    vec![SqlValue::Integer(1)],
+                )),
                 ..ResolvedExpr::column("[p].[title]")
             }))
         }

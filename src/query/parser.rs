@@ -301,11 +301,16 @@ mod tests {
     fn parse_identifier_accepts_one_identifier_only() {
         let id = super::parse_identifier("author.name:lower").unwrap();
         assert_eq!(id.path, vec!["author", "name"]);
-        for bad in ["", " ", "a b", "a = 1", "'a'", "1", "f(x)", "a,b", "-a", "a;", "a--", "a)"] {
+        for bad in [
+            "", " ", "a b", "a = 1", "'a'", "1", "f(x)", "a,b", "-a", "a;", "a--", "a)",
+        ] {
             assert!(super::parse_identifier(bad).is_err(), "{bad:?}");
         }
         // Keywords of SQL are plain names here; the resolver decides.
-        assert_eq!(super::parse_identifier("select").unwrap().path, vec!["select"]);
+        assert_eq!(
+            super::parse_identifier("select").unwrap().path,
+            vec!["select"]
+        );
     }
 
     use super::*;

@@ -138,7 +138,13 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
     let info = RequestInfo::from_req(req, ctx.auth.clone());
     let mut query = RecordQuery::new(&ctx.schema, &collection, &info);
     let sort = req.query_param("sort");
-    where_clause(ctx, &mut query, req.query_param("filter"), sort, rule.as_deref())?;
+    where_clause(
+        ctx,
+        &mut query,
+        req.query_param("filter"),
+        sort,
+        rule.as_deref(),
+    )?;
     let keys = order_by(&collection, &mut query, sort)?;
     let clause = query.finish();
     // The items query binds the sort keys' parameters after the WHERE's
@@ -195,7 +201,8 @@ fn find_visible(
     let record = sql::find_by_id(ctx.db, collection, id)?.ok_or_else(ApiError::not_found)?;
     if let Some(rule) = rule {
         let schema = &ctx.schema;
-        if !filter::record_satisfies_on(ctx.db, schema, collection, rule, id, info, Some(&record))? {
+        if !filter::record_satisfies_on(ctx.db, schema, collection, rule, id, info, Some(&record))?
+        {
             return Err(ApiError::not_found());
         }
     }
@@ -502,8 +509,15 @@ impl WriteJob {
                 }
             }
             if let Some(rule) = &rule {
-                let allowed =
-                    filter::record_satisfies_on(conn, &schema, &collection, rule, &id, &request, None)?;
+                let allowed = filter::record_satisfies_on(
+                    conn,
+                    &schema,
+                    &collection,
+                    rule,
+                    &id,
+                    &request,
+                    None,
+                )?;
                 if !allowed {
                     return Err(ApiError::bad_request(message));
                 }

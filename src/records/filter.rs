@@ -47,9 +47,14 @@ pub struct WhereClause {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortKey {
     /// A column or expression; its parameters come after the WHERE's.
-    Expr { sql: Fragment, desc: bool },
+    Expr {
+        sql: Fragment,
+        desc: bool,
+    },
     Random,
-    Rowid { desc: bool },
+    Rowid {
+        desc: bool,
+    },
 }
 
 /// Builds the WHERE clause of one statement on one collection: any number
@@ -198,8 +203,8 @@ impl<'a> RecordQuery<'a> {
             .iter()
             .map(|(_, condition)| condition.clone())
             .collect();
-        let needs_joins = !self.resolver.joins.is_empty()
-            && (self.filters_use_joins || !conditions.is_empty());
+        let needs_joins =
+            !self.resolver.joins.is_empty() && (self.filters_use_joins || !conditions.is_empty());
         let parts: Vec<&Fragment> = self.filters.iter().chain(conditions.iter()).collect();
         if parts.is_empty() {
             return WhereClause::default();
@@ -229,12 +234,9 @@ impl<'a> RecordQuery<'a> {
 /// `filter`/`sort` text a non-superuser may not send: the reference refuses
 /// any mention of `@request.`/`@collection.` (403) before parsing.
 pub fn superuser_only_mention(texts: &[Option<&str>]) -> Option<&'static str> {
-    ["@collection.", "@request."].into_iter().find(|mention| {
-        texts
-            .iter()
-            .flatten()
-            .any(|text| text.contains(mention))
-    })
+    ["@collection.", "@request."]
+        .into_iter()
+        .find(|mention| texts.iter().flatten().any(|text| text.contains(mention)))
 }
 
 /// Maps a filter error to the API's answer: 403 for forbidden names,
@@ -307,9 +309,15 @@ pub fn can_manage(
         return Ok(false);
     }
     match collection.options.get("manageRule").and_then(Value::as_str) {
-        Some(rule) if !rule.trim().is_empty() => {
-            record_satisfies_on(conn, schema, collection, rule, record.id(), info, Some(record))
-        }
+        Some(rule) if !rule.trim().is_empty() => record_satisfies_on(
+            conn,
+            schema,
+            collection,
+            rule,
+            record.id(),
+            info,
+            Some(record),
+        ),
         _ => Ok(false),
     }
 }

@@ -266,9 +266,7 @@ mod tests {
                 json_each_of("c").sql
             );
             let mut stmt = conn.prepare(&sql).unwrap();
-            let rows = stmt
-                .query_map([value], |r| r.get::<_, String>(0))
-                .unwrap();
+            let rows = stmt.query_map([value], |r| r.get::<_, String>(0)).unwrap();
             rows.map(Result::unwrap).collect()
         };
         assert_eq!(each("abc"), vec!["abc"]);

@@ -47,7 +47,8 @@ impl RequestInfo {
         info.method = method_name(req.method).into();
         for (name, value) in &req.query {
             if !info.query.contains_key(name) {
-                info.query.insert(name.clone(), Value::String(value.clone()));
+                info.query
+                    .insert(name.clone(), Value::String(value.clone()));
             }
         }
         for (name, value) in req.headers() {
@@ -192,8 +193,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|other| same_value(v, other)))
         }
         _ => a == b,
@@ -256,7 +256,10 @@ mod tests {
         assert_eq!(static_value(&json!("5"), true), Sql::Real(5.0));
         assert_eq!(static_value(&json!("x"), true), Sql::Text("x".into()));
         assert_eq!(static_value(&json!(true), false), Sql::Integer(1));
-        assert_eq!(static_value(&json!(["a"]), false), Sql::Text("[\"a\"]".into()));
+        assert_eq!(
+            static_value(&json!(["a"]), false),
+            Sql::Text("[\"a\"]".into())
+        );
         assert_eq!(static_value(&Value::Null, false), Sql::Null);
     }
 

@@ -13,8 +13,8 @@ use super::RecordQuery;
 use crate::auth::Auth;
 use crate::collections::{unique_indexes, Collection, Field, FieldKind, Schema};
 use crate::query::{
-    FilterError, Fragment, Identifier, Modifier, MultiMatch, NullFallback, Resolved,
-    ResolvedExpr, Resolver, SqlValue,
+    FilterError, Fragment, Identifier, Modifier, MultiMatch, NullFallback, Resolved, ResolvedExpr,
+    Resolver, SqlValue,
 };
 use crate::records::{values, RecordValues};
 use crate::store::quote_ident;
@@ -149,7 +149,9 @@ impl<'a> RecordResolver<'a> {
                 }
             }
             if i >= MAX_NESTED_RELATIONS {
-                return Err(invalid(format!("max nested relations reached for {prop:?}")));
+                return Err(invalid(format!(
+                    "max nested relations reached for {prop:?}"
+                )));
             }
             let Some(field) = field else {
                 if !self.back_relation(&mut w, prop)? {
@@ -192,30 +194,37 @@ impl<'a> RecordResolver<'a> {
             let each = self
                 .joins
                 .add(&format!("{key}:je"), joins::json_each_of(&column), |_| None);
-            self.joins.add(&key, joins::table(target_table.clone()), |a| {
-                Some(Fragment::sql(format!("{a}.`id` = {each}.`value`")))
-            })
+            self.joins
+                .add(&key, joins::table(target_table.clone()), |a| {
+                    Some(Fragment::sql(format!("{a}.`id` = {each}.`value`")))
+                })
         } else {
-            self.joins.add(&key, joins::table(target_table.clone()), |a| {
-                Some(Fragment::sql(format!("{a}.`id` = {column}")))
-            })
+            self.joins
+                .add(&key, joins::table(target_table.clone()), |a| {
+                    Some(Fragment::sql(format!("{a}.`id` = {column}")))
+                })
         };
         self.check_list_access(target, &alias)?;
 
         let chain_alias = self.joins.fresh_alias('s');
         if multiple {
             let each = self.joins.fresh_alias('s');
-            w.chain.join(&each, joins::json_each_of(&chain_column), None);
+            w.chain
+                .join(&each, joins::json_each_of(&chain_column), None);
             w.chain.join(
                 &chain_alias,
                 joins::table(target_table),
-                Some(Fragment::sql(format!("{chain_alias}.`id` = {each}.`value`"))),
+                Some(Fragment::sql(format!(
+                    "{chain_alias}.`id` = {each}.`value`"
+                ))),
             );
         } else {
             w.chain.join(
                 &chain_alias,
                 joins::table(target_table),
-                Some(Fragment::sql(format!("{chain_alias}.`id` = {chain_column}"))),
+                Some(Fragment::sql(format!(
+                    "{chain_alias}.`id` = {chain_column}"
+                ))),
             );
         }
         w.multi |= multiple;
@@ -263,7 +272,13 @@ impl<'a> RecordResolver<'a> {
         let key = format!("{}.{prop}", w.key);
         let parent_id = format!("{}.`id`", w.alias);
         let alias = self.joins.add(&key, joins::table(back_table.clone()), |a| {
-            Some(back_relation_on(a, &back_column, &parent_id, multiple, "`__je`"))
+            Some(back_relation_on(
+                a,
+                &back_column,
+                &parent_id,
+                multiple,
+                "`__je`",
+            ))
         });
         self.check_list_access(back, &alias)?;
 
@@ -321,9 +336,7 @@ impl<'a> RecordResolver<'a> {
             }
             Some(Modifier::Each) if list_like => {
                 let key = format!("{}.{}:each", w.key, field.name);
-                let each = self
-                    .joins
-                    .add(&key, joins::json_each_of(&column), |_| None);
+                let each = self.joins.add(&key, joins::json_each_of(&column), |_| None);
                 let chain_each = self.joins.fresh_alias('s');
                 w.chain
                     .join(&chain_each, joins::json_each_of(&chain_column), None);
@@ -338,8 +351,7 @@ impl<'a> RecordResolver<'a> {
             }
             _ => {}
         }
-        let (mut expr, mut chain_expr, fallback) = if matches!(field.kind, FieldKind::Json { .. })
-        {
+        let (mut expr, mut chain_expr, fallback) = if matches!(field.kind, FieldKind::Json { .. }) {
             // Top-level JSON values compare as their SQL equivalents.
             (
                 joins::json_extract_of(&column, "$"),
@@ -429,7 +441,10 @@ impl<'a> RecordResolver<'a> {
             ("auth", n) if n >= 3 => self.request_auth(path, modifier),
             ("body", n) if n >= 3 => self.request_body(path, modifier),
             ("query" | "headers", n) if n >= 3 => self.static_request(path, modifier),
-            _ => Err(invalid(format!("unknown request field {:?}", path.join(".")))),
+            _ => Err(invalid(format!(
+                "unknown request field {:?}",
+                path.join(".")
+            ))),
         }
     }
 
@@ -451,9 +466,9 @@ impl<'a> RecordResolver<'a> {
         let number_field = request::is_number_field(self.base, last);
         match modifier {
             Some(Modifier::Isset) => Ok(flag(found.is_some())),
-            Some(Modifier::Changed) => Err(invalid(format!(
-                "invalid modifier sequence {last}:changed"
-            ))),
+            Some(Modifier::Changed) => {
+                Err(invalid(format!("invalid modifier sequence {last}:changed")))
+            }
             Some(Modifier::Lower) => {
                 let value = request::static_value(found.unwrap_or(&Value::Null), number_field);
                 Ok(Resolved::Expr(ResolvedExpr {
@@ -479,14 +494,16 @@ impl<'a> RecordResolver<'a> {
         let Some(auth) = info.auth.as_ref() else {
             return Ok(Resolved::Value(SqlValue::Null));
         };
-        if path.len() == 3 && modifier.is_none() && PLAIN_AUTH_FIELDS.contains(&path[2].as_str())
-        {
+        if path.len() == 3 && modifier.is_none() && PLAIN_AUTH_FIELDS.contains(&path[2].as_str()) {
             return self.static_request(path, None);
         }
-        let collection = self.collection(&auth.collection.id).unwrap_or(&auth.collection);
+        let collection = self
+            .collection(&auth.collection.id)
+            .unwrap_or(&auth.collection);
         let table = quote_ident(&collection.name);
         let id = SqlValue::Text(auth.id().to_owned());
-        let on_id = |alias: &str| Fragment::with_params(format!("{alias}.`id` = ?"), vec![id.clone()]);
+        let on_id =
+            |alias: &str| Fragment::with_params(format!("{alias}.`id` = ?"), vec![id.clone()]);
         let alias = self
             .joins
             .add("@auth", joins::table(table.clone()), |a| Some(on_id(a)));
@@ -607,7 +624,11 @@ impl<'a> RecordResolver<'a> {
             .add(&key, joins::table(table.clone()), |a| Some(on_ids(a)));
         let mut chain = MultiChain::start(self.joins.fresh_alias('s'), String::new());
         let chain_alias = self.joins.fresh_alias('s');
-        chain.join(&chain_alias, joins::table(table), Some(on_ids(&chain_alias)));
+        chain.join(
+            &chain_alias,
+            joins::table(table),
+            Some(on_ids(&chain_alias)),
+        );
         chain.alias = chain_alias;
         let walk = Walk {
             collection: target,
@@ -668,9 +689,9 @@ impl Resolver for RecordResolver<'_> {
             return Err(invalid("empty identifier"));
         };
         match first.as_str() {
-            "@request" | "@collection" if self.mode == Mode::Client => Err(
-                FilterError::Forbidden(format!("Only superusers can filter by {first}.")),
-            ),
+            "@request" | "@collection" if self.mode == Mode::Client => Err(FilterError::Forbidden(
+                format!("Only superusers can filter by {first}."),
+            )),
             "@request" => self.request_field(path, identifier.modifier),
             "@collection" => self.collection_field(path, identifier.modifier),
             _ => {
