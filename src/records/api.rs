@@ -52,8 +52,27 @@ fn viewer_for(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> 
     Viewer {
         is_superuser: ctx.is_superuser(),
         is_owner,
-        can_manage: false,
+        can_manage: manages(ctx, collection, record),
     }
+}
+
+/// Whether the caller satisfies the auth collection's `manageRule` for
+/// `record` (then its email shows). One indexed lookup per record, and
+/// only for auth collections that have such a rule; a failed check hides.
+fn manages(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> bool {
+    if ctx.is_superuser() || ctx.auth.is_none() || filter::manage_rule(collection).is_none() {
+        return false;
+    }
+    let info = RequestInfo::new(ctx.auth.clone());
+    filter::can_manage(
+        ctx.db,
+        &ctx.schema,
+        collection,
+        record.id(),
+        Some(record),
+        &info,
+    )
+    .unwrap_or(false)
 }
 
 fn render(ctx: &Ctx<'_>, collection: &Collection, record: &RecordValues) -> Value {
@@ -167,10 +186,17 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
         order.push(Order::Rowid(false));
     }
     let offset = (page - 1).saturating_mul(per_page) as u64;
+    // `sql::list` binds parameters only along with a WHERE, so a sort key
+    // with parameters (a JSON path) needs one even when nothing filters.
+    let item_where = if clause.sql.is_empty() {
+        "1"
+    } else {
+        clause.sql.as_str()
+    };
     let items = sql::list(
         ctx.db,
         &collection,
-        Some((clause.sql.as_str(), item_params.as_slice())),
+        Some((item_where, item_params.as_slice())),
         &order,
         Some(per_page as u64),
         offset,
@@ -336,6 +362,24 @@ fn strip_auth_internals(
     }
 }
 
+/// Whether the body sets an auth record's `verified` to something else
+/// than it is (`false` for a new record).
+fn asks_for_verified(
+    collection: &Collection,
+    body: &Map<String, Value>,
+    current: Option<&RecordValues>,
+) -> bool {
+    let now = current.is_some_and(|r| r.get_bool("verified"));
+    collection.is_auth()
+        && body
+            .get("verified")
+            .is_some_and(|v| super::cast::to_bool(v) != now)
+}
+
+fn values_mismatch() -> Value {
+    field_error("validation_values_mismatch", "Values don't match.")
+}
+
 /// `POST /api/collections/{c}/records`
 pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiError> {
     let collection = collection(ctx, c)?;
@@ -348,7 +392,17 @@ pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiE
     let su = ctx.is_superuser();
     let new_password = auth_password_change(su, &collection, &body, None, &mut errors);
     strip_auth_internals(su, &collection, &mut body, true);
-    if !ctx.is_superuser() {
+    // Only superusers and managers (`manageRule`, checked on the new record
+    // inside the job) may create a verified auth record.
+    let mut manage_check = false;
+    if !su && asks_for_verified(&collection, &body, None) {
+        if filter::manage_rule(&collection).is_some() && ctx.auth.is_some() {
+            manage_check = true;
+        } else {
+            errors.insert("verified".into(), values_mismatch());
+        }
+    }
+    if !su && !manage_check {
         body.remove("verified");
     }
     let job = WriteJob {
@@ -362,6 +416,7 @@ pub fn create(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome, ApiE
         rotate_token_key: false,
         request,
         can_manage: false,
+        manage_check,
     };
     run_write_job(job, new_password)
 }
@@ -375,9 +430,19 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
     let request = RequestInfo::from_req(req, ctx.auth.clone()).with_body(body.clone());
     let current = find_visible(ctx, &collection, id, rule.as_deref(), &request)?;
     let can_manage = !ctx.is_superuser()
-        && filter::can_manage(ctx.db, &ctx.schema, &collection, &current, &request)?;
+        && filter::can_manage(
+            ctx.db,
+            &ctx.schema,
+            &collection,
+            id,
+            Some(&current),
+            &request,
+        )?;
     let full_access = ctx.is_superuser() || can_manage;
     let mut errors = FieldErrors::new();
+    if !full_access && asks_for_verified(&collection, &body, Some(&current)) {
+        errors.insert("verified".into(), values_mismatch());
+    }
     let new_password =
         auth_password_change(full_access, &collection, &body, Some(&current), &mut errors);
     strip_auth_internals(full_access, &collection, &mut body, false);
@@ -409,6 +474,7 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
         rotate_token_key: new_password.is_some() || email_changes,
         request,
         can_manage,
+        manage_check: false,
     };
     run_write_job(job, new_password)
 }
@@ -444,6 +510,9 @@ struct WriteJob {
     request: RequestInfo,
     /// The caller satisfies the auth collection's `manageRule` (sees the email).
     can_manage: bool,
+    /// A create asks for `verified` without superuser rights: allowed only
+    /// when the caller satisfies `manageRule` for the new record.
+    manage_check: bool,
 }
 
 impl WriteJob {
@@ -466,7 +535,7 @@ impl WriteJob {
         let collection = self.collection.clone();
         let auth = self.auth.clone();
         let can_manage = self.can_manage;
-        let saved = app.write(move |tx| {
+        let (saved, can_manage) = app.write(move |tx| {
             let conn = tx.conn();
             let WriteJob {
                 collection,
@@ -476,6 +545,7 @@ impl WriteJob {
                 rule,
                 rotate_token_key,
                 request,
+                manage_check,
                 ..
             } = self;
             let mut prepared = match &current {
@@ -522,8 +592,18 @@ impl WriteJob {
                     return Err(ApiError::bad_request(message));
                 }
             }
-            sql::find_by_id(conn, &collection, &id)?
-                .ok_or_else(|| ApiError::internal("a written record vanished"))
+            let mut managed = can_manage;
+            if manage_check {
+                if !filter::can_manage(conn, &schema, &collection, &id, None, &request)? {
+                    let mut errors = FieldErrors::new();
+                    errors.insert("verified".into(), values_mismatch());
+                    return Err(ApiError::validation(message, errors));
+                }
+                managed = true;
+            }
+            let saved = sql::find_by_id(conn, &collection, &id)?
+                .ok_or_else(|| ApiError::internal("a written record vanished"))?;
+            Ok((saved, managed))
         })?;
         let is_owner = auth
             .as_ref()

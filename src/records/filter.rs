@@ -31,6 +31,7 @@ use crate::records::RecordValues;
 use crate::store::quote_ident;
 use resolver::{Mode, RecordResolver};
 use serde_json::Value;
+use std::collections::HashSet;
 
 /// Most sort keys one list may have, as the reference.
 const MAX_SORT_KEYS: usize = 8;
@@ -295,31 +296,84 @@ pub fn record_satisfies_on(
     Ok(stmt.exists(rusqlite::params_from_iter(params))?)
 }
 
-/// Whether the caller satisfies the auth collection's `manageRule` for
-/// `record`, which grants full edit (email, password without the old one,
-/// verified) and shows its email. Superusers are handled by callers.
+/// Whether the caller satisfies the auth collection's `manageRule` for the
+/// record `record_id` (`current` is its state before an update), which
+/// grants full edit (email, password without the old one, verified) and
+/// shows its email. Superusers are handled by callers.
 pub fn can_manage(
     conn: &rusqlite::Connection,
     schema: &Schema,
     collection: &Collection,
-    record: &RecordValues,
+    record_id: &str,
+    current: Option<&RecordValues>,
     info: &RequestInfo,
 ) -> Result<bool, ApiError> {
-    if !collection.is_auth() || info.auth.is_none() {
-        return Ok(false);
-    }
-    match collection.options.get("manageRule").and_then(Value::as_str) {
-        Some(rule) if !rule.trim().is_empty() => record_satisfies_on(
-            conn,
-            schema,
-            collection,
-            rule,
-            record.id(),
-            info,
-            Some(record),
-        ),
+    match manage_rule(collection) {
+        Some(rule) if info.auth.is_some() => {
+            record_satisfies_on(conn, schema, collection, rule, record_id, info, current)
+        }
         _ => Ok(false),
     }
+}
+
+/// The `manageRule` expression of an auth collection, if it has one
+/// (`null` and `""` grant nothing beyond superusers).
+pub fn manage_rule(collection: &Collection) -> Option<&str> {
+    if !collection.is_auth() {
+        return None;
+    }
+    collection
+        .options
+        .get("manageRule")
+        .and_then(Value::as_str)
+        .filter(|rule| !rule.trim().is_empty())
+}
+
+/// The ids among `ids` whose auth record the caller manages, in one query
+/// (for showing their emails in a list).
+pub fn managed_ids(
+    conn: &rusqlite::Connection,
+    schema: &Schema,
+    collection: &Collection,
+    ids: &[&str],
+    info: &RequestInfo,
+) -> Result<HashSet<String>, ApiError> {
+    let mut managed = HashSet::new();
+    let Some(rule) = manage_rule(collection) else {
+        return Ok(managed);
+    };
+    if info.auth.is_none() || ids.is_empty() {
+        return Ok(managed);
+    }
+    let mut query = RecordQuery::new(schema, collection, info);
+    if let Err(e) = query.add_rule(rule) {
+        log::warn!("manageRule of {} does not compile: {e}", collection.name);
+        return Ok(managed);
+    }
+    let clause = query.finish();
+    let table = quote_ident(&collection.name);
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let rule_sql = if clause.sql.is_empty() {
+        "1"
+    } else {
+        clause.sql.as_str()
+    };
+    let sql = format!(
+        "SELECT {table}.`id` FROM {table} WHERE {table}.`id` IN ({placeholders}) AND ({rule_sql})"
+    );
+    let mut params: Vec<SqlValue> = ids
+        .iter()
+        .map(|id| SqlValue::Text((*id).to_owned()))
+        .collect();
+    params.extend(clause.params);
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+        row.get::<_, String>(0)
+    })?;
+    for id in rows {
+        managed.insert(id?);
+    }
+    Ok(managed)
 }
 
 /// Checks that a rule is valid for `collection` (used when saving a

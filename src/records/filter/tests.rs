@@ -1139,13 +1139,29 @@ fn can_manage_follows_the_manage_rule() {
         .unwrap()
         .unwrap();
     let one_info = user(&fx, "u1");
-    assert!(!can_manage(&fx.conn, &fx.schema, &users, &two, &one_info).unwrap());
+    let manages = |users: &Collection, info: &RequestInfo| {
+        can_manage(&fx.conn, &fx.schema, users, two.id(), Some(&two), info).unwrap()
+    };
+    assert!(!manages(&users, &one_info));
     users
         .options
         .insert("manageRule".into(), json!("@request.auth.name = 'one'"));
-    assert!(can_manage(&fx.conn, &fx.schema, &users, &two, &one_info).unwrap());
-    assert!(!can_manage(&fx.conn, &fx.schema, &users, &two, &user(&fx, "u2")).unwrap());
-    assert!(!can_manage(&fx.conn, &fx.schema, &users, &two, &guest()).unwrap());
+    assert!(manages(&users, &one_info));
+    assert!(!manages(&users, &user(&fx, "u2")));
+    assert!(!manages(&users, &guest()));
+    let ids = [fx.id("u1"), fx.id("u2")];
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(
+        managed_ids(&fx.conn, &fx.schema, &users, &ids, &one_info)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        managed_ids(&fx.conn, &fx.schema, &users, &ids, &user(&fx, "u2"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
