@@ -1169,3 +1169,164 @@ fn bundled_sqlite_has_math_functions_for_geo_distance() {
     let fx = fixture();
     check(&fx, "geoDistance(loc.lon, loc.lat, 10, 20) < 1", &["apple"]);
 }
+
+/// Random filters and sort keys over the fixture, in every mode, run on
+/// SQLite: whatever compiles must execute, and the list and its COUNT must
+/// agree. Quick by default; `RECORD_FUZZ_CASES` makes it longer.
+#[test]
+fn random_filters_execute_and_agree_with_their_count() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let cases = std::env::var("RECORD_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let operand = prop::sample::select(vec![
+        "name",
+        "n",
+        "ok",
+        "tags",
+        "tags:each",
+        "tags:length",
+        "meta",
+        "meta.k",
+        "meta.list.1",
+        "owner",
+        "owner.id",
+        "owner.name",
+        "owner.team.title",
+        "owner.secret",
+        "friends",
+        "friends.name",
+        "friends:length",
+        "friends.team.title",
+        "friends:each",
+        "reviews_via_item.stars",
+        "reviews_via_item.item.owner.name",
+        "loc.lat",
+        "@request.auth.id",
+        "@request.auth.name",
+        "@request.auth.team.title",
+        "@request.body.n",
+        "@request.body.tags:each",
+        "@request.body.owner.name",
+        "@request.query.q",
+        "@collection.reviews.stars",
+        "@collection.reviews:r.item.name",
+        "@collection.people.name:lower",
+        "name:lower",
+        "@now",
+        "null",
+        "true",
+        "''",
+        "'a'",
+        "'x'' OR 1=1'",
+        "1",
+        "-2.5",
+        "geoDistance(loc.lon, loc.lat, 1, 2)",
+        "strftime('%Y', when)",
+        "created",
+        "nosuch",
+    ]);
+    let op = prop::sample::select(vec![
+        "=", "!=", ">", ">=", "<", "<=", "~", "!~", "?=", "?!=", "?>", "?~", "?!~", "?<=",
+    ]);
+    let comparison = (operand.clone(), op, operand).prop_map(|(l, o, r)| format!("{l} {o} {r}"));
+    let filter = comparison.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} && {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} || {b})")),
+        ]
+    });
+    let sort = prop::sample::select(vec![
+        "",
+        "-n",
+        "owner.name",
+        "-friends.name",
+        "meta.k",
+        "reviews_via_item.stars",
+        "@random",
+        "-@rowid",
+        "owner.team.title,name",
+        "tags:each",
+    ]);
+    let fx = fixture();
+    let items = fx.collection(ITEMS);
+    let mut infos = vec![superuser(), guest(), user(&fx, "u1")];
+    for info in &mut infos {
+        info.body = json!({"n": 3, "tags": ["a"], "owner": fx.id("ann")})
+            .as_object()
+            .unwrap()
+            .clone();
+        info.query.insert("q".into(), json!("x"));
+    }
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let executed = std::cell::Cell::new(0u32);
+    runner
+        .run(
+            &(filter, sort, 0..3usize, any::<bool>()),
+            |(filter, sort, who, as_rule)| {
+                let info = &infos[who];
+                let mut query = RecordQuery::new(&fx.schema, items, info);
+                let added = if as_rule {
+                    query.add_rule(&filter)
+                } else {
+                    query.add_client_filter(&filter)
+                };
+                let Ok(()) = added else { return Ok(()) };
+                let Ok(keys) = query.add_client_sort(sort) else {
+                    return Ok(());
+                };
+                let clause = query.finish();
+                assert!(!clause.sql.contains("OR 1=1"), "{}", clause.sql);
+                let mut params = clause.params.clone();
+                let mut order = Vec::new();
+                for key in &keys {
+                    if let SortKey::Expr { sql, .. } = key {
+                        params.extend(sql.params.iter().cloned());
+                        order.push(sql.sql.clone());
+                    }
+                }
+                order.push("`items`._rowid_".into());
+                let where_sql = if clause.sql.is_empty() {
+                    "1"
+                } else {
+                    clause.sql.as_str()
+                };
+                let list_sql = format!(
+                    "SELECT `id` FROM `items` WHERE {where_sql} ORDER BY {}",
+                    order.join(", ")
+                );
+                let mut stmt = fx
+                    .conn
+                    .prepare(&list_sql)
+                    .unwrap_or_else(|e| panic!("{filter} / {sort}: {e}: {list_sql}"));
+                let ids: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(params), |r| r.get(0))
+                    .unwrap()
+                    .map(|r| r.unwrap_or_else(|e| panic!("{filter}: {e}")))
+                    .collect();
+                let count_sql = format!("SELECT COUNT(*) FROM `items` WHERE {where_sql}");
+                let count: i64 = fx
+                    .conn
+                    .query_row(&count_sql, rusqlite::params_from_iter(clause.params), |r| {
+                        r.get(0)
+                    })
+                    .unwrap_or_else(|e| panic!("{filter}: {e}"));
+                prop_assert_eq!(ids.len() as i64, count);
+                executed.set(executed.get() + 1);
+                Ok(())
+            },
+        )
+        .unwrap();
+    println!("{} of {cases} random filters executed", executed.get());
+    assert!(
+        executed.get() > cases / 10,
+        "the generator mostly makes invalid filters"
+    );
+}
