@@ -414,3 +414,122 @@ fn a_short_password_is_reported_as_too_short_not_as_missing() {
         "validation_min_text_constraint"
     );
 }
+
+/// Creates a collection as the superuser.
+fn new_collection(server: &Server, su: &str, definition: Value) {
+    let r = server.request("POST", "/api/collections", Some(su), Some(&definition));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn step_rules_see_the_steps_body_and_the_batch_context() {
+    let (_tmp, server, su) = batch_server("batch-request-info");
+    new_collection(
+        &server,
+        &su,
+        json!({"name": "guarded", "type": "base", "listRule": "", "viewRule": "",
+               "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}],
+               "createRule": "@request.body.title != 'locked' && @request.body.n < 10",
+               "updateRule": "@request.body.title:changed = false",
+               "deleteRule": "@request.body.confirm = true"}),
+    );
+    new_collection(
+        &server,
+        &su,
+        json!({"name": "batchonly", "type": "base", "fields": [{"name": "title", "type": "text"}],
+               "createRule": "@request.context = 'batch'"}),
+    );
+    const GUARDED: &str = "/api/collections/guarded/records";
+    // `n+` is applied before the rule looks: 0 + 11 is not below 10
+    let body = batch(
+        &server,
+        None,
+        json!([{"method": "POST", "url": GUARDED, "body": {"title": "a", "n+": 5}},
+               {"method": "POST", "url": GUARDED, "body": {"title": "b", "n+": 11}}]),
+    )
+    .assert_error(400);
+    assert_eq!(body["data"]["requests"]["1"]["response"]["status"], 400);
+    let r = batch(
+        &server,
+        None,
+        json!([{"method": "POST", "url": GUARDED, "body": {"id": "guarded00000001", "title": "a", "n": 1}}]),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let one = format!("{GUARDED}/guarded00000001");
+    let step = |method: &str, body: Value| {
+        batch(
+            &server,
+            None,
+            json!([{"method": method, "url": one, "body": body}]),
+        )
+    };
+    let failed = step("PATCH", json!({"title": "changed"})).assert_error(400);
+    assert_eq!(failed["data"]["requests"]["0"]["response"]["status"], 404);
+    assert_eq!(step("PATCH", json!({"title": "a", "n": 3})).status, 200);
+    let failed = step("DELETE", json!({})).assert_error(400);
+    assert_eq!(failed["data"]["requests"]["0"]["response"]["status"], 404);
+    assert_eq!(step("DELETE", json!({"confirm": true})).status, 200);
+    // `@request.context` is `batch` for steps only
+    let single = server.request(
+        "POST",
+        "/api/collections/batchonly/records",
+        None,
+        Some(&json!({"title": "single"})),
+    );
+    assert_eq!(single.status, 400);
+    let batched = batch(
+        &server,
+        None,
+        json!([{"method": "POST", "url": "/api/collections/batchonly/records", "body": {"title": "step"}}]),
+    );
+    assert_eq!(
+        batched.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&batched.body)
+    );
+}
+
+#[test]
+fn a_manager_step_edits_another_auth_record_like_a_single_request() {
+    let (_tmp, server, su) = batch_server("batch-manage");
+    new_collection(
+        &server,
+        &su,
+        json!({"name": "staff", "type": "auth", "fields": [{"name": "role", "type": "text"}],
+               "listRule": "", "viewRule": "", "createRule": "", "updateRule": "@request.auth.id != ''",
+               "manageRule": "@request.auth.role = 'admin'"}),
+    );
+    let sign_up = |email: &str, role: &str| {
+        let r = server.request(
+            "POST",
+            "/api/collections/staff/records",
+            None,
+            Some(&json!({"email": email, "password": "pass-12345", "passwordConfirm": "pass-12345", "role": role})),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let token = server.login("staff", email, "pass-12345");
+        (r.json()["id"].as_str().unwrap().to_string(), token)
+    };
+    let (_, admin) = sign_up("admin@example.com", "admin");
+    let (bob, _) = sign_up("bob@example.com", "user");
+    let (_, carl) = sign_up("carl@example.com", "user");
+    let edit = |token: &str| {
+        batch(
+            &server,
+            Some(token),
+            json!([{"method": "PATCH", "url": format!("/api/collections/staff/records/{bob}"),
+                    "body": {"password": "bob-new-pass-1", "passwordConfirm": "bob-new-pass-1", "verified": true}}]),
+        )
+    };
+    let refused = edit(&carl).assert_error(400);
+    let data = &refused["data"]["requests"]["0"]["response"]["data"];
+    assert_eq!(data["oldPassword"]["code"], "validation_required");
+    assert_eq!(data["verified"]["code"], "validation_values_mismatch");
+    // no oldPassword needed, and the answer shows the managed record's email
+    let r = edit(&admin);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()[0]["body"]["verified"], true);
+    assert_eq!(r.json()[0]["body"]["email"], "bob@example.com");
+    server.login("staff", "bob@example.com", "bob-new-pass-1");
+}

@@ -94,6 +94,10 @@ pub struct ResolvedExpr {
     pub null_fallback: NullFallback,
     /// Present when the path can yield several values per row.
     pub multi_match: Option<MultiMatch>,
+    /// A condition every comparison using this expression must also meet,
+    /// ANDed after it (e.g. an auth record's email only counts for a
+    /// non-superuser when its `emailVisibility` is on).
+    pub guard: Option<Fragment>,
 }
 
 impl ResolvedExpr {
@@ -103,6 +107,7 @@ impl ResolvedExpr {
             expr: Fragment::sql(quoted),
             null_fallback: NullFallback::Auto,
             multi_match: None,
+            guard: None,
         }
     }
 }
@@ -303,7 +308,8 @@ impl<R: Resolver + ?Sized> Compiler<'_, R> {
     fn comparison(&mut self, comparison: &Comparison) -> Result<Condition, FilterError> {
         let left = self.term(&comparison.left)?;
         let right = self.term(&comparison.right)?;
-        Ok(self.compare_terms(&left, comparison.op, &right))
+        let condition = self.compare_terms(&left, comparison.op, &right);
+        Ok(with_guards(condition, &[&left, &right]))
     }
 
     /// Resolves an operand: literals, datetime macros, function calls, and
@@ -381,7 +387,7 @@ impl<R: Resolver + ?Sized> Compiler<'_, R> {
         out.push_sql(" AND NOT EXISTS (SELECT 1 FROM ");
         push_multi_match_subquery(&mut out, many, &alias);
         out.push_sql(" WHERE ");
-        push_failing_element(&mut out, &element_check, kind, &[&alias]);
+        push_failing_element(&mut out, &element_check);
         out.push_sql("))");
         Condition::enclosed(out)
     }
@@ -409,7 +415,7 @@ impl<R: Resolver + ?Sized> Compiler<'_, R> {
         out.push_sql(" LEFT JOIN ");
         push_multi_match_subquery(&mut out, right, &right_alias);
         out.push_sql(" WHERE ");
-        push_failing_element(&mut out, &pair_check, kind, &[&left_alias, &right_alias]);
+        push_failing_element(&mut out, &pair_check);
         out.push_sql("))");
         Condition::enclosed(out)
     }
@@ -418,6 +424,28 @@ impl<R: Resolver + ?Sized> Compiler<'_, R> {
         self.aliases_used += 1;
         format!("{MULTI_MATCH_ALIAS_PREFIX}{}", self.aliases_used)
     }
+}
+
+/// `(condition AND guard…)` when an operand carries a guard.
+fn with_guards(condition: Condition, terms: &[&Term]) -> Condition {
+    let guards: Vec<&Fragment> = terms
+        .iter()
+        .filter_map(|term| match term {
+            Term::Expr(resolved) => resolved.guard.as_ref(),
+            _ => None,
+        })
+        .collect();
+    if guards.is_empty() {
+        return condition;
+    }
+    let mut out = Fragment::sql("(");
+    out.push_fragment(&condition.sql);
+    for guard in guards {
+        out.push_sql(" AND ");
+        out.push_fragment(guard);
+    }
+    out.push_sql(")");
+    Condition::enclosed(out)
 }
 
 /// Which side of the comparison is multi-valued, with its NULL handling.
@@ -440,6 +468,7 @@ fn element_term(alias: &str, null_fallback: NullFallback) -> Term {
         expr: Fragment::sql(format!("[{alias}].[multiMatchValue]")),
         null_fallback,
         multi_match: None,
+        guard: None,
     })
 }
 
@@ -451,19 +480,15 @@ fn push_multi_match_subquery(out: &mut Fragment, many: &MultiMatch, alias: &str)
     out.push_sql(&format!(") [{alias}]"));
 }
 
-/// An element fails when the check is false. For every operator except `=`
-/// a missing element (NULL, e.g. a dangling relation) fails too; `=` lets
-/// it through so `rel.id = ''` can match empty relations.
-fn push_failing_element(out: &mut Fragment, check: &Fragment, kind: OpKind, aliases: &[&str]) {
+/// An element fails when the check is false. A check that is NULL (SQL's
+/// "unknown", e.g. `NULL > 'a'` for a relation without a value) does not
+/// fail: the reference binary (v0.40.6) keeps `rel.x > 'a'` true for
+/// `[related with x, related without x]` and `rel.x != 'b'` true for an
+/// empty relation.
+fn push_failing_element(out: &mut Fragment, check: &Fragment) {
     out.push_sql("(NOT (");
     out.push_fragment(check);
-    out.push_sql(")");
-    if kind != OpKind::Eq {
-        for alias in aliases {
-            out.push_sql(&format!(" OR [{alias}].[multiMatchValue] IS NULL"));
-        }
-    }
-    out.push_sql(")");
+    out.push_sql("))");
 }
 
 /// The comparison of two single values, without any multi-match constraint.

@@ -405,7 +405,7 @@ fn every_element_constraint_for_plain_operators_on_multi_values() {
         "'x' != tags",
         "(? IS NOT [tags_join].[value] AND NOT EXISTS (SELECT 1 FROM \
          (SELECT [tags_each].[value] AS [multiMatchValue] FROM json_each([p].[tags]) [tags_each]) [__mm1] \
-         WHERE (NOT (? IS NOT [__mm1].[multiMatchValue]) OR [__mm1].[multiMatchValue] IS NULL)))",
+         WHERE (NOT (? IS NOT [__mm1].[multiMatchValue]))))",
         &[text("x"), text("x")],
     );
     // The `?` variants only need the joined column.
@@ -424,7 +424,44 @@ fn many_versus_many() {
     let got = compiled("tags > wanted");
     assert!(got
         .sql
-        .ends_with("OR [__mm1].[multiMatchValue] IS NULL OR [__mm2].[multiMatchValue] IS NULL)))"));
+        .ends_with("WHERE (NOT ([__mm1].[multiMatchValue] > [__mm2].[multiMatchValue]))))"));
+}
+
+/// Recorded from the reference binary: for a relation whose elements may
+/// lack a value (`friends.team.title` with a friend without a team), a NULL
+/// element never makes the plain operators fail; only a definite `false` does.
+#[test]
+fn null_elements_do_not_fail_the_every_element_check() {
+    let conn = database();
+    conn.execute_batch(
+        r#"INSERT INTO posts (title, tags) VALUES ('with-null', '["b", null]'), ('only-a', '["a"]');"#,
+    )
+    .unwrap();
+    assert_eq!(matching_titles(&conn, "tags > 'a'"), titles(&["with-null"]));
+    assert_eq!(
+        matching_titles(&conn, "tags != 'a'"),
+        titles(&["with-null"])
+    );
+}
+
+#[test]
+fn guards_are_anded_after_the_comparison() {
+    struct Guarded;
+    impl Resolver for Guarded {
+        fn resolve(&mut self, _: &Identifier) -> Result<Resolved, FilterError> {
+            Ok(Resolved::Expr(ResolvedExpr {
+                guard: Some(Fragment::with_params(
+                    "[p].[flag] = ?",
+                    vec![SqlValue::Integer(1)],
+                )),
+                ..ResolvedExpr::column("[p].[title]")
+            }))
+        }
+    }
+    let expr = crate::query::parse("title = 'x'").unwrap().unwrap();
+    let got = compile(&expr, &mut Guarded, &OPTIONS).unwrap();
+    assert_eq!(got.sql, "([p].[title] = ? AND [p].[flag] = ?)");
+    assert_eq!(got.params, vec![text("x"), SqlValue::Integer(1)]);
 }
 
 #[test]

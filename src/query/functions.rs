@@ -77,6 +77,7 @@ fn geo_distance(
         // A number: compare with IS / IS NOT, no '' folding.
         null_fallback: NullFallback::Disabled,
         multi_match: None,
+        guard: None,
     })
 }
 
@@ -104,6 +105,7 @@ fn strftime(
             expr: strftime_call(&format, None, &[]),
             null_fallback: NullFallback::Enforced,
             multi_match: None,
+            guard: None,
         });
     };
     if matches!(time_value, Operand::Function(_)) {
@@ -121,12 +123,12 @@ fn strftime(
         }
         modifier_terms.push(resolve(modifier)?);
     }
-    let (time_sql, many) = match time_value {
-        Term::Expr(resolved) => (resolved.expr, resolved.multi_match),
+    let (time_sql, many, guard) = match time_value {
+        Term::Expr(resolved) => (resolved.expr, resolved.multi_match, resolved.guard),
         other => {
             let mut sql = Fragment::default();
             other.write(&mut sql);
-            (sql, None)
+            (sql, None, None)
         }
     };
     // A multi-valued time value: the every-element check formats each element.
@@ -139,6 +141,7 @@ fn strftime(
         // NULL (an unparsable date) compares as ''.
         null_fallback: NullFallback::Enforced,
         multi_match,
+        guard,
     })
 }
 

@@ -39,4 +39,4 @@ pub use compile::{
     ResolvedExpr, Resolver, SqlValue, MULTI_MATCH_ALIAS_PREFIX,
 };
 pub use error::FilterError;
-pub use parser::{parse, parse_with_limits, Limits};
+pub use parser::{parse, parse_identifier, parse_with_limits, Limits};

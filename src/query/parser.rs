@@ -219,6 +219,33 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Parses one bare identifier, e.g. a `sort` key such as `author.name` or
+/// `tags:length`. Anything else — several tokens, literals, calls,
+/// operators — is an error, so a sort key can never smuggle in syntax.
+pub fn parse_identifier(input: &str) -> Result<Identifier, FilterError> {
+    if input.len() > Limits::default().max_bytes {
+        return Err(FilterError::TooLong {
+            max_bytes: Limits::default().max_bytes,
+        });
+    }
+    let mut lexer = Lexer::new(input);
+    let first = lexer.next_token()?;
+    let rest = lexer.next_token()?;
+    match (first, rest) {
+        (Some(token), None) => match token.kind {
+            TokenKind::Identifier(raw) => Identifier::from_raw(&raw).ok_or_else(|| {
+                FilterError::syntax(token.at, format!("invalid identifier {raw:?}"))
+            }),
+            other => Err(FilterError::syntax(
+                token.at,
+                format!("expected a field name, found {}", describe(&other)),
+            )),
+        },
+        (None, _) => Err(FilterError::syntax(0, "expected a field name")),
+        (Some(_), Some(extra)) => Err(unexpected(&extra, "the end of the field name")),
+    }
+}
+
 /// `true`, `false` and `null` in any letter case are literals; everything else is a path.
 fn identifier_operand(raw: &str, at: usize) -> Result<Operand, FilterError> {
     if raw.eq_ignore_ascii_case("null") {
@@ -270,6 +297,22 @@ fn unexpected(token: &Token, expected: &str) -> FilterError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parse_identifier_accepts_one_identifier_only() {
+        let id = super::parse_identifier("author.name:lower").unwrap();
+        assert_eq!(id.path, vec!["author", "name"]);
+        for bad in [
+            "", " ", "a b", "a = 1", "'a'", "1", "f(x)", "a,b", "-a", "a;", "a--", "a)",
+        ] {
+            assert!(super::parse_identifier(bad).is_err(), "{bad:?}");
+        }
+        // Keywords of SQL are plain names here; the resolver decides.
+        assert_eq!(
+            super::parse_identifier("select").unwrap().path,
+            vec!["select"]
+        );
+    }
+
     use super::*;
     use crate::query::ast::{Op, OpKind};
 

@@ -39,12 +39,9 @@ fn assert_safe_sql(compiled: &CompiledFilter) {
     );
 }
 
-/// The SQL must be valid for SQLite. `geoDistance` needs the math functions,
-/// which the bundled SQLite is not built with, so it is only checked textually.
+/// The SQL must be valid for SQLite (the bundled build has the math
+/// functions `geoDistance` uses; `records::filter` runs it on data).
 fn assert_prepares(conn: &Connection, compiled: &CompiledFilter) {
-    if compiled.sql.contains("radians(") {
-        return;
-    }
     let sql = format!(
         "SELECT 1 FROM posts [p] \
          LEFT JOIN json_each([p].[tags]) [tags_join] \
@@ -218,4 +215,60 @@ proptest! {
             assert_prepares(&database(), &compiled);
         }
     }
+}
+
+/// The long fuzz run: arbitrary text, token soup and valid filters through
+/// parse + compile + SQLite's prepare, for `QUERY_FUZZ_SECONDS` (default 60)
+/// or `QUERY_FUZZ_CASES` inputs, whichever ends first; prints how many
+/// inputs it tried. Run with
+/// `QUERY_FUZZ_SECONDS=600 cargo test --release --lib long_fuzz -- --ignored --nocapture`.
+#[test]
+#[ignore = "long-running; run explicitly"]
+fn long_fuzz_of_parse_and_compile() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::time::{Duration, Instant};
+
+    let env_number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let budget = Duration::from_secs(env_number("QUERY_FUZZ_SECONDS", 60));
+    let max_cases = env_number("QUERY_FUZZ_CASES", u64::MAX);
+    let inputs = prop_oneof![
+        "\\PC{0,200}",
+        prop::collection::vec(token(), 0..24).prop_map(|tokens| tokens.join(" ")),
+        valid_filter(),
+    ];
+    let conn = database();
+    let started = Instant::now();
+    let mut tried: u64 = 0;
+    let mut compiled: u64 = 0;
+    let batch: u32 = 5_000;
+    while started.elapsed() < budget && tried < max_cases {
+        let mut runner = TestRunner::new(Config {
+            cases: batch,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let compiled_in_batch = std::cell::Cell::new(0u64);
+        let result = runner.run(&inputs, |input| {
+            if let Some(filter) = parse_and_compile(&input) {
+                assert_safe_sql(&filter);
+                assert_prepares(&conn, &filter);
+                compiled_in_batch.set(compiled_in_batch.get() + 1);
+            }
+            Ok(())
+        });
+        if let Err(failure) = result {
+            panic!("after {tried} inputs: {failure}");
+        }
+        tried += u64::from(batch);
+        compiled += compiled_in_batch.get();
+    }
+    println!(
+        "long fuzz: {tried} inputs ({compiled} compiled to SQL) in {:.0?}",
+        started.elapsed()
+    );
 }

@@ -33,6 +33,7 @@ fn multi_valued(column: &str) -> Resolved {
             value: Fragment::sql(format!("{each}.[value]")),
             source: Fragment::sql(format!("FROM json_each([p].[{column}]) {each}")),
         }),
+        guard: None,
     })
 }
 
@@ -57,6 +58,7 @@ impl Resolver for FakeResolver {
                 ),
                 null_fallback: NullFallback::Disabled,
                 multi_match: None,
+                guard: None,
             })),
             (["tags" | "wanted" | "dates"], None) => Ok(multi_valued(path[0])),
             (["@request", "auth", "id"], None) => Ok(Resolved::Value(SqlValue::Text("u1".into()))),

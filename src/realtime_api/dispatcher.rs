@@ -128,7 +128,7 @@ impl Dispatcher {
         if topics.len() > MAX_CACHED_TOPICS {
             topics.clear();
         }
-        let mut access = EventAccess::new(snapshots, &change.collection, &change.record);
+        let mut access = EventAccess::new(snapshots, schema, &change.collection, &change.record);
         let mut payloads = EventPayloads::new(change, schema);
         let report = hub
             .broadcast(|client| messages_for(client, change, topics, &mut access, &mut payloads));

@@ -10,6 +10,7 @@ use super::events::RecordChange;
 use super::topic::SubscriptionOptions;
 use super::ClientAuth;
 use crate::collections::Schema;
+use crate::records::filter;
 use crate::records::output::{to_json, Viewer};
 use crate::records::{PresentOptions, Presenter};
 use rusqlite::Connection;
@@ -25,7 +26,8 @@ struct PayloadKey {
     fields: Option<String>,
     expand: Option<String>,
     /// Who is asking, when it matters: expanded records are filtered by
-    /// their own collections' view rules for that requester.
+    /// their own collections' view rules for that requester, and an auth
+    /// collection's `manageRule` may show the record's email to them.
     requester: Option<(String, String)>,
 }
 
@@ -56,7 +58,7 @@ impl<'a> EventPayloads<'a> {
         if let Some(text) = self.rendered.get(&key) {
             return Arc::clone(text);
         }
-        if key.expand.is_some() || key.fields.is_some() {
+        if key.expand.is_some() || key.fields.is_some() || key.requester.is_some() {
             let text: Arc<str> = self.presented(conn, auth, &key).into();
             self.rendered.insert(key, Arc::clone(&text));
             return text;
@@ -64,8 +66,8 @@ impl<'a> EventPayloads<'a> {
         let viewer = Viewer {
             is_superuser: key.superuser,
             is_owner: key.owner,
-            // Hook: `manageRule` access is not evaluated yet (nor in the
-            // records API); when it is, it joins the key like `owner`.
+            // Without a requester in the key nobody here manages the record
+            // (see `key`); managers are shown through `presented`.
             can_manage: false,
         };
         let text: Arc<str> = event_data(self.change, &viewer, key.fields.as_deref()).into();
@@ -80,13 +82,13 @@ impl<'a> EventPayloads<'a> {
         let owner = collection.is_auth()
             && auth.is_some_and(|a| a.is(&collection.id, self.change.record.id()));
         let expand = options.expand().map(str::to_string);
+        let per_requester = expand.is_some() || filter::manage_rule(collection).is_some();
         PayloadKey {
             superuser: auth.is_some_and(ClientAuth::is_superuser),
             owner,
             fields: options.fields().map(str::to_string),
-            requester: expand
-                .as_ref()
-                .and(auth)
+            requester: auth
+                .filter(|_| per_requester)
                 .map(|a| (a.0.collection.id.clone(), a.0.id().to_string())),
             expand,
         }
@@ -155,7 +157,11 @@ fn pick_top_level(record: Map<String, Value>, fields: &str) -> Map<String, Value
 
 #[cfg(test)]
 mod tests {
+    use super::super::events::Action;
     use super::*;
+    use crate::auth::Auth;
+    use crate::collections::{defaults, Collection, CollectionType};
+    use crate::records::RecordValues;
     use serde_json::json;
 
     fn record() -> Map<String, Value> {
@@ -176,6 +182,48 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(keys, ["id", "title"]);
+    }
+
+    fn staff(manage_rule: Option<&str>) -> Arc<Collection> {
+        let mut c = defaults::new_collection(CollectionType::Auth, "pbc_staff", "staff");
+        if let Some(rule) = manage_rule {
+            c.options.insert("manageRule".into(), json!(rule));
+        }
+        Arc::new(c)
+    }
+
+    fn member(id: &str) -> RecordValues {
+        let mut record = RecordValues::new();
+        record.set("id", json!(id));
+        record
+    }
+
+    fn client(collection: &Arc<Collection>, id: &str) -> ClientAuth {
+        ClientAuth::new(Auth {
+            collection: Arc::clone(collection),
+            record: member(id),
+            token: "t".into(),
+            refreshable: true,
+        })
+    }
+
+    #[test]
+    fn a_manage_rule_keeps_renderings_apart_per_requester() {
+        let options = SubscriptionOptions::default();
+        let schema = Schema::empty();
+        for (rule, shared) in [(None, true), (Some("@request.auth.id != ''"), false)] {
+            let collection = staff(rule);
+            let change = RecordChange {
+                action: Action::Update,
+                collection: Arc::clone(&collection),
+                record: member("bob"),
+            };
+            let payloads = EventPayloads::new(&change, &schema);
+            let ann = payloads.key(Some(&client(&collection, "ann")), &options);
+            let carl = payloads.key(Some(&client(&collection, "carl")), &options);
+            // a manager must never get a non-manager's rendering, or back
+            assert_eq!(ann == carl, shared, "manageRule {rule:?}");
+        }
     }
 
     #[test]

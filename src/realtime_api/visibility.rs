@@ -2,7 +2,10 @@
 //! view rule (`/ID` topics), plus a subscription's own `filter`, evaluated
 //! for the client's auth against the record exactly as it was committed.
 //! `null` lets only superusers through, `""` everyone; superusers pass every
-//! rule but still get their own `filter` applied.
+//! rule but still get their own `filter` applied. As in the reference, both
+//! see `@request.*` as a `GET` in the `realtime` context whose query and
+//! headers are the subscription's options, and they are checked apart (a
+//! relation path in the rule and one in the filter join separately).
 //!
 //! Why a snapshot and not the live table: the dispatcher runs after COMMIT,
 //! when later commits may already have changed the record again or (for a
@@ -12,11 +15,11 @@
 //! the rule's column references (`<collection>.<field>`) read the committed
 //! values, while anything it reaches in other tables reads the live
 //! database. The TEMP table declares the collection's column types, so
-//! comparisons get the same column affinity as on the real table.
-//! Contract for the query-language work: an expression that needs the
-//! record's own row again (a multi-value self-join) must join the alias
-//! the resolver is given, never `FROM <collection>`, or it would read the
-//! live row instead of the snapshot.
+//! comparisons get the same column affinity as on the real table. This
+//! relies on `RecordQuery` reaching the record's own row only through
+//! `<collection>.<field>` (its joins start from `(SELECT 1)`, correlated
+//! with the outer row), never through `FROM <collection>`, which would read
+//! the live row instead of the snapshot.
 //!
 //! The connection's main database is opened read-only; only `query_only`
 //! is lifted so the in-memory TEMP database can be written.
@@ -30,17 +33,21 @@
 use super::topic::{RuleKind, SubscriptionOptions};
 use super::ClientAuth;
 use crate::auth::Auth;
-use crate::collections::Collection;
+use crate::collections::{Collection, Schema};
 use crate::query::SqlValue;
-use crate::records::filter::{self, RecordResolver};
+use crate::records::filter::{RecordQuery, RequestInfo};
 use crate::records::sql::to_sql;
 use crate::records::RecordValues;
 use crate::store::quote_ident;
 use rusqlite::Connection;
+use serde_json::{Map, Value};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+
+/// `@request.context` of rules checked for realtime events.
+const REALTIME_CONTEXT: &str = "realtime";
 
 /// One-row TEMP tables holding the record of the event being delivered,
 /// one per collection, rebuilt when the collection's columns change.
@@ -201,6 +208,8 @@ struct CheckKey<'a> {
 /// answers each distinct check once.
 pub(super) struct EventAccess<'a> {
     snapshots: &'a mut Snapshots,
+    /// The schema as of the event's commit, for relation paths.
+    schema: &'a Schema,
     collection: &'a Collection,
     record: &'a RecordValues,
     /// The snapshot table, once loaded (`Err` if loading failed: every
@@ -218,11 +227,13 @@ impl<'a> EventAccess<'a> {
 
     pub(super) fn new(
         snapshots: &'a mut Snapshots,
+        schema: &'a Schema,
         collection: &'a Collection,
         record: &'a RecordValues,
     ) -> EventAccess<'a> {
         EventAccess {
             snapshots,
+            schema,
             collection,
             record,
             snapshot: None,
@@ -258,45 +269,46 @@ impl<'a> EventAccess<'a> {
         if let Some(&known) = self.answers.get(&key) {
             return known;
         }
-        let auth = auth.map(|a| &*a.0);
-        let allowed = self.evaluate(rule, filter, auth);
+        let request = realtime_request(auth.map(|a| &*a.0), options);
+        let allowed = self.evaluate(rule, filter, &request);
         self.answers.insert(key, allowed);
         allowed
     }
 
     /// Runs the rule and filter on the snapshot; any failure denies.
-    fn evaluate(&mut self, rule: Option<&str>, filter: Option<&str>, auth: Option<&Auth>) -> bool {
+    fn evaluate(
+        &mut self,
+        rule: Option<&str>,
+        filter: Option<&str>,
+        request: &RequestInfo,
+    ) -> bool {
         let mut conditions: Vec<String> = Vec::new();
         let mut params: Vec<SqlValue> = Vec::new();
         if let Some(rule) = rule {
-            let mut resolver = RecordResolver::for_rule(self.collection, auth);
-            match filter::compile(rule, &mut resolver) {
-                Ok(Some(compiled)) => {
-                    conditions.push(format!("({})", compiled.sql));
-                    params.extend(compiled.params);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    log::warn!(
-                        "realtime: rule of {} does not compile: {e}",
-                        self.collection.name
-                    );
-                    return false;
-                }
+            let mut query = RecordQuery::new(self.schema, self.collection, request);
+            if let Err(e) = query.add_rule(rule) {
+                log::warn!(
+                    "realtime: rule of {} does not compile: {e}",
+                    self.collection.name
+                );
+                return false;
+            }
+            let clause = query.finish();
+            if !clause.sql.is_empty() {
+                conditions.push(format!("({})", clause.sql));
+                params.extend(clause.params);
             }
         }
         if let Some(filter) = filter {
-            // Hook: `@request.query.*`/`@request.headers.*` resolve to NULL
-            // until the resolver takes the subscription's options.
-            let mut resolver = RecordResolver::for_client(self.collection, auth);
-            match filter::compile(filter, &mut resolver) {
-                Ok(Some(compiled)) => {
-                    conditions.push(format!("({})", compiled.sql));
-                    params.extend(compiled.params);
-                }
-                Ok(None) => {}
-                // The reference drops the event for a filter it cannot use.
-                Err(_) => return false,
+            let mut query = RecordQuery::new(self.schema, self.collection, request);
+            // The reference drops the event for a filter it cannot use.
+            if query.add_client_filter(filter).is_err() {
+                return false;
+            }
+            let clause = query.finish();
+            if !clause.sql.is_empty() {
+                conditions.push(format!("({})", clause.sql));
+                params.extend(clause.params);
             }
         }
         if conditions.is_empty() {
@@ -342,6 +354,23 @@ impl<'a> EventAccess<'a> {
             .and_then(|s| s.as_ref().ok())
             .cloned()
     }
+}
+
+/// What a subscription's rules see as `@request.*`: a `GET` from `auth` in
+/// the `realtime` context, with the subscription's query and headers.
+fn realtime_request(auth: Option<&Auth>, options: &SubscriptionOptions) -> RequestInfo {
+    let strings = |pairs: &std::collections::BTreeMap<String, String>| -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+            .collect()
+    };
+    let mut request = RequestInfo::new(auth.cloned());
+    request.method = "GET".into();
+    request.context = REALTIME_CONTEXT.into();
+    request.query = strings(&options.query);
+    request.headers = strings(&options.headers);
+    request
 }
 
 /// The key under which a check's answer is shared within one event.
@@ -450,8 +479,9 @@ mod tests {
     fn null_rules_are_for_superusers_and_empty_rules_for_everyone() {
         let collection = notes(None, Some(""));
         let record = record("r1", 5);
+        let schema = Schema::from_collections(vec![collection.clone()]);
         let mut snaps = snapshots();
-        let mut access = EventAccess::new(&mut snaps, &collection, &record);
+        let mut access = EventAccess::new(&mut snaps, &schema, &collection, &record);
         assert!(!access.allows(RuleKind::List, None, &no_options()));
         assert!(access.allows(RuleKind::View, None, &no_options()));
         assert!(access.snapshot.is_none(), "no SQL was needed");
@@ -461,8 +491,9 @@ mod tests {
     fn expression_rules_read_the_committed_values_even_when_the_row_is_gone() {
         let collection = notes(Some("views > 10 && meta.n = 42"), Some("views > 100"));
         let record = record("r1", 42);
+        let schema = Schema::from_collections(vec![collection.clone()]);
         let mut snaps = snapshots();
-        let mut access = EventAccess::new(&mut snaps, &collection, &record);
+        let mut access = EventAccess::new(&mut snaps, &schema, &collection, &record);
         assert!(access.allows(RuleKind::List, None, &no_options()));
         assert!(!access.allows(RuleKind::View, None, &no_options()));
     }
@@ -472,8 +503,9 @@ mod tests {
         // On a NUMERIC column '42' compares equal to 42, as on the table.
         let collection = notes(Some("views = '42'"), None);
         let record = record("r1", 42);
+        let schema = Schema::from_collections(vec![collection.clone()]);
         let mut snaps = snapshots();
-        let mut access = EventAccess::new(&mut snaps, &collection, &record);
+        let mut access = EventAccess::new(&mut snaps, &schema, &collection, &record);
         assert!(access.allows(RuleKind::List, None, &no_options()));
     }
 
@@ -481,8 +513,9 @@ mod tests {
     fn a_subscription_filter_narrows_even_an_open_rule() {
         let collection = notes(Some(""), Some(""));
         let record = record("r1", 3);
+        let schema = Schema::from_collections(vec![collection.clone()]);
         let mut snaps = snapshots();
-        let mut access = EventAccess::new(&mut snaps, &collection, &record);
+        let mut access = EventAccess::new(&mut snaps, &schema, &collection, &record);
         assert!(!access.allows(RuleKind::List, None, &with_filter("views >= 10")));
         assert!(access.allows(RuleKind::List, None, &with_filter("views < 10")));
         assert!(!access.allows(RuleKind::List, None, &with_filter("nonsense ==")));
@@ -493,11 +526,28 @@ mod tests {
     }
 
     #[test]
+    fn rules_see_the_subscription_as_a_realtime_request() {
+        let rule = "@request.query.token = 'abc' && @request.headers.x_app = 'web' \
+                    && @request.context = 'realtime' && @request.method = 'GET'";
+        let collection = notes(Some(rule), None);
+        let schema = Schema::from_collections(vec![collection.clone()]);
+        let record = record("r1", 1);
+        let mut snaps = snapshots();
+        let mut access = EventAccess::new(&mut snaps, &schema, &collection, &record);
+        let mut options = SubscriptionOptions::default();
+        options.query.insert("token".into(), "abc".into());
+        assert!(!access.allows(RuleKind::List, None, &Arc::new(options.clone())));
+        options.headers.insert("x_app".into(), "web".into());
+        assert!(access.allows(RuleKind::List, None, &Arc::new(options)));
+    }
+
+    #[test]
     fn answers_are_shared_when_the_rule_cannot_tell_clients_apart() {
         let collection = notes(Some("views > 1"), None);
         let record = record("r1", 5);
+        let schema = Schema::from_collections(vec![collection.clone()]);
         let mut snaps = snapshots();
-        let mut access = EventAccess::new(&mut snaps, &collection, &record);
+        let mut access = EventAccess::new(&mut snaps, &schema, &collection, &record);
         let a = with_filter("");
         let b = no_options();
         assert!(access.allows(RuleKind::List, None, &a));

@@ -2,17 +2,23 @@
 //!
 //! Access follows the collection's rules: `null` is superusers only (403),
 //! a failing expression hides records from lists, answers 404 on
-//! view/update/delete and 400 on create. Writes run inside a writer job:
-//! their own (one per request) or a batch's (`batch.rs`, one for all its
-//! steps). The `apply_*` functions hold the whole write logic — rules,
-//! validation against the database, the write, the rule check on the
-//! result — on the writer's connection, so a refused write fails its job
-//! and the savepoint leaves nothing. Password hashing never runs in a
-//! writer job: a `PasswordPlan` is carried out on the hashing pool first.
-//! Each `apply_*` registers its realtime events on the job's `WriteTx`, so
-//! they are published only once the job (or the whole batch) commits.
+//! view/update/delete and 400 on create. Rules see the request as
+//! `@request.*` (`RequestInfo`: method, query, headers, auth and, for
+//! writes, the submitted body). Auth collections add `manageRule`: a caller
+//! satisfying it for a record edits it as a superuser would (email,
+//! `verified`, password without the old one) and sees its email.
+//!
+//! Writes run inside a writer job: their own (one per request) or a
+//! batch's (`batch.rs`, one for all its steps). The `apply_*` functions
+//! hold the whole write logic — rules, manage checks, validation against
+//! the database, the write, the rule check on the result — on the writer's
+//! connection, so a refused write fails its job and the savepoint leaves
+//! nothing. Password hashing never runs in a writer job: a `PasswordPlan`
+//! is carried out on the hashing pool first. Each `apply_*` registers its
+//! realtime events on the job's `WriteTx`, so they are published only once
+//! the job (or the whole batch) commits.
 
-use super::filter::{self, RecordResolver};
+use super::filter::{self, RecordQuery, RequestInfo, SortKey};
 use super::present::{present, PresentOptions, Presenter};
 use super::relations::{self, DeleteError};
 use super::sql::{self, Order};
@@ -24,7 +30,6 @@ use crate::auth::Auth;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{body, Method, Outcome, Reply, Req};
-use crate::query::SqlValue;
 use crate::realtime_api::{Action, DeletedRecords};
 use crate::security::{password, random};
 use crate::store::WriteTx;
@@ -82,75 +87,49 @@ fn paging(req: &Req<'_>) -> Result<(i64, i64, bool), ApiError> {
     Ok((page, per_page, skip_total))
 }
 
-/// `sort=-a,b` into ORDER BY terms over known, visible fields.
-fn order_by<'c>(
-    ctx: &Ctx<'_>,
-    collection: &'c Collection,
+/// `sort=-a,b` as ORDER BY keys over what the caller may filter by (own
+/// fields, relation and JSON paths, `@random`, `@rowid`).
+fn order_by(
+    collection: &Collection,
+    query: &mut RecordQuery<'_>,
     sort: Option<&str>,
-) -> Result<Vec<Order<'c>>, ApiError> {
-    let mut terms = Vec::new();
-    for part in sort
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let (name, desc) = match part.strip_prefix('-') {
-            Some(n) => (n, true),
-            None => (part.strip_prefix('+').unwrap_or(part), false),
-        };
-        let term = match name {
-            "@random" => Order::Random,
-            "@rowid" => Order::Rowid(desc),
-            _ => {
-                let field = collection
-                    .field(name)
-                    .filter(|f| !f.hidden || ctx.is_superuser())
-                    .ok_or_else(|| ApiError::bad_request("Something went wrong while processing your request. Invalid sort field."))?;
-                Order::Field(&field.name, desc)
-            }
-        };
-        terms.push(term);
-        if terms.len() > 8 {
-            return Err(ApiError::bad_request(
-                "Something went wrong while processing your request. Too many sort expressions.",
-            ));
-        }
+) -> Result<Vec<SortKey>, ApiError> {
+    let keys = query
+        .add_client_sort(sort.unwrap_or(""))
+        .map_err(filter::filter_error)?;
+    if collection.is_view() && keys.iter().any(|k| matches!(k, SortKey::Rowid { .. })) {
+        return Err(ApiError::bad_request(
+            "Something went wrong while processing your request.",
+        ));
     }
-    Ok(terms)
+    Ok(keys)
 }
 
-/// Combines the client's filter and the rule into one WHERE clause.
+/// Adds the rule and the client's filter to the list query. Only
+/// superusers may mention `@request.`/`@collection.` in `filter` or `sort`.
 fn where_clause(
     ctx: &Ctx<'_>,
-    collection: &Collection,
+    query: &mut RecordQuery<'_>,
     client_filter: Option<&str>,
+    sort: Option<&str>,
     rule: Option<&str>,
-) -> Result<(String, Vec<SqlValue>), ApiError> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut params: Vec<SqlValue> = Vec::new();
-    if let Some(text) = client_filter {
-        let mut resolver = RecordResolver::for_client(collection, ctx.auth.as_ref());
-        if let Some(c) = filter::compile(text, &mut resolver).map_err(filter::filter_error)? {
-            parts.push(c.sql);
-            params.extend(c.params);
+) -> Result<(), ApiError> {
+    if !ctx.is_superuser() {
+        if let Some(mention) = filter::superuser_only_mention(&[client_filter, sort]) {
+            return Err(ApiError::Forbidden(format!(
+                "Only superusers can filter by {mention}"
+            )));
         }
     }
     if let Some(rule) = rule {
-        let mut resolver = RecordResolver::for_rule(collection, ctx.auth.as_ref());
-        let compiled = filter::compile(rule, &mut resolver)
-            .map_err(|e| ApiError::internal(format!("rule of {}: {e}", collection.name)))?;
-        if let Some(c) = compiled {
-            parts.push(c.sql);
-            params.extend(c.params);
-        }
+        query.add_rule(rule).map_err(filter::filter_error)?;
     }
-    let sql = if parts.is_empty() {
-        "1".to_string()
-    } else {
-        parts.join(" AND ")
-    };
-    Ok((sql, params))
+    if let Some(text) = client_filter {
+        query
+            .add_client_filter(text)
+            .map_err(filter::filter_error)?;
+    }
+    Ok(())
 }
 
 /// `GET /api/collections/{c}/records`
@@ -158,15 +137,49 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
     let collection = collection(ctx, c)?;
     let rule = effective_rule(ctx, &collection.list_rule)?;
     let (page, per_page, skip_total) = paging(req)?;
-    let order = order_by(ctx, &collection, req.query_param("sort"))?;
-    let (where_sql, params) =
-        where_clause(ctx, &collection, req.query_param("filter"), rule.as_deref())?;
+    let info = RequestInfo::from_req(req, ctx.auth.clone());
+    let mut query = RecordQuery::new(&ctx.schema, &collection, &info);
+    let sort = req.query_param("sort");
+    where_clause(
+        ctx,
+        &mut query,
+        req.query_param("filter"),
+        sort,
+        rule.as_deref(),
+    )?;
+    let keys = order_by(&collection, &mut query, sort)?;
+    let clause = query.finish();
+    // The items query binds the sort keys' parameters after the WHERE's
+    // (ORDER BY follows WHERE); the COUNT shares the WHERE alone.
+    let mut item_params = clause.params.clone();
+    let mut order = Vec::with_capacity(keys.len() + 1);
+    for key in &keys {
+        order.push(match key {
+            SortKey::Expr { sql, desc } => {
+                item_params.extend(sql.params.iter().cloned());
+                Order::Sql(&sql.sql, *desc)
+            }
+            SortKey::Random => Order::Random,
+            SortKey::Rowid { desc } => Order::Rowid(*desc),
+        });
+    }
+    // Ties keep insertion order, so pages never overlap or skip a record.
+    let ordered_by_row = keys.iter().any(|k| !matches!(k, SortKey::Expr { .. }));
+    if !keys.is_empty() && !ordered_by_row && !collection.is_view() {
+        order.push(Order::Rowid(false));
+    }
     let offset = (page - 1).saturating_mul(per_page) as u64;
-    let filter = Some((where_sql.as_str(), params.as_slice()));
+    // `sql::list` binds parameters only along with a WHERE, so a sort key
+    // with parameters (a JSON path) needs one even when nothing filters.
+    let item_where = if clause.sql.is_empty() {
+        "1"
+    } else {
+        clause.sql.as_str()
+    };
     let items = sql::list(
         ctx.db,
         &collection,
-        filter,
+        Some((item_where, item_params.as_slice())),
         &order,
         Some(per_page as u64),
         offset,
@@ -174,25 +187,31 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
     let (total_items, total_pages) = if skip_total {
         (-1, -1)
     } else {
+        let filter = Some((clause.sql.as_str(), clause.params.as_slice()));
         let total = sql::count(ctx.db, &collection, filter)? as i64;
         (total, (total + per_page - 1) / per_page)
     };
-    let items = present(ctx, &collection, &items, &present_options(req)?);
+    let items = present(ctx, &info, &collection, &items, &present_options(req)?);
     Ok(Reply::json(&json!({
         "page": page, "perPage": per_page, "totalItems": total_items, "totalPages": total_pages, "items": items,
     })))
 }
 
 /// Loads a record the caller may see under `rule`, or 404.
+/// The rule sees the record as stored (for an update: before the change,
+/// with the submitted values under `@request.body`, as the reference).
 fn find_visible(
     ctx: &Ctx<'_>,
     collection: &Collection,
     id: &str,
     rule: Option<&str>,
+    info: &RequestInfo,
 ) -> Result<RecordValues, ApiError> {
     let record = sql::find_by_id(ctx.db, collection, id)?.ok_or_else(ApiError::not_found)?;
     if let Some(rule) = rule {
-        if !filter::record_satisfies(ctx, collection, rule, id, ctx.auth.as_ref())? {
+        let schema = &ctx.schema;
+        if !filter::record_satisfies_on(ctx.db, schema, collection, rule, id, info, Some(&record))?
+        {
             return Err(ApiError::not_found());
         }
     }
@@ -203,8 +222,9 @@ fn find_visible(
 pub fn view(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
     let collection = collection(ctx, c)?;
     let rule = effective_rule(ctx, &collection.view_rule)?;
-    let record = find_visible(ctx, &collection, id, rule.as_deref())?;
-    let presenter = Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref());
+    let info = RequestInfo::from_req(req, ctx.auth.clone());
+    let record = find_visible(ctx, &collection, id, rule.as_deref(), &info)?;
+    let presenter = Presenter::for_request(ctx.db, &ctx.schema, &info);
     Ok(Reply::json(&presenter.present_one(
         &collection,
         &record,
@@ -236,6 +256,29 @@ fn body_text<'b>(body: &'b Map<String, Value>, key: &str) -> &'b str {
     body.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// Whether the caller may edit the auth record `current` as a superuser
+/// would (email, `verified`, a new password without the old one):
+/// superusers, and callers satisfying the collection's `manageRule` for the
+/// record as it is, under `request`.
+pub(crate) fn has_full_access(
+    ctx: &Ctx<'_>,
+    collection: &Collection,
+    current: &RecordValues,
+    request: &RequestInfo,
+) -> Result<bool, ApiError> {
+    if ctx.is_superuser() {
+        return Ok(true);
+    }
+    filter::can_manage(
+        ctx.db,
+        &ctx.schema,
+        collection,
+        current.id(),
+        Some(current),
+        request,
+    )
+}
+
 /// The password work a create or update needs before its writer job:
 /// hashing and verifying are slow by design, and the writer thread must
 /// never spend its time on them.
@@ -249,12 +292,16 @@ pub(crate) struct PasswordPlan {
 
 impl PasswordPlan {
     /// What `body` asks for on an auth collection. `current` is the record
-    /// as read before the job (updates only).
+    /// as read before the job (updates only); `full_access` (see
+    /// [`has_full_access`], judged then too) needs no `oldPassword`, so
+    /// none is verified. The job decides again on the state it writes to:
+    /// if it finds no full access after all, the unverified `oldPassword`
+    /// counts as wrong.
     pub(crate) fn for_body(
         collection: &Collection,
         body: &Map<String, Value>,
         current: Option<&RecordValues>,
-        is_superuser: bool,
+        full_access: bool,
     ) -> PasswordPlan {
         if !collection.is_auth() {
             return PasswordPlan::default();
@@ -268,7 +315,7 @@ impl PasswordPlan {
             && new == body_text(body, "passwordConfirm");
         let old = body_text(body, "oldPassword");
         let to_verify = match current {
-            Some(current) if !is_superuser && !new.is_empty() && !old.is_empty() => {
+            Some(current) if !full_access && !new.is_empty() && !old.is_empty() => {
                 Some((old.to_string(), current.get_str("password").to_string()))
             }
             _ => None,
@@ -318,9 +365,10 @@ impl PasswordWork {
 
 /// Password handling of auth records inside the writer job: the
 /// reference's checks, with hashing and `oldPassword` verification already
-/// done by a [`PasswordPlan`]. Returns the hash to store, if any.
+/// done by a [`PasswordPlan`]. `full_access` (superusers, `manageRule`)
+/// needs no old password. Returns the hash to store, if any.
 fn auth_password_change(
-    ctx: &Ctx<'_>,
+    full_access: bool,
     collection: &Collection,
     body: &Map<String, Value>,
     current: Option<&RecordValues>,
@@ -368,12 +416,9 @@ fn auth_password_change(
         );
     }
     if confirm != new {
-        errors.insert(
-            "passwordConfirm".into(),
-            field_error("validation_values_mismatch", "Values don't match."),
-        );
+        errors.insert("passwordConfirm".into(), values_mismatch());
     }
-    if let (Some(current), false) = (current, ctx.is_superuser()) {
+    if let (Some(current), false) = (current, full_access) {
         if body_text(body, "oldPassword").is_empty() {
             errors.insert(
                 "oldPassword".into(),
@@ -400,9 +445,10 @@ fn auth_password_change(
     }
 }
 
-/// Fields only the server sets on auth records, whatever the body says.
+/// Fields only the server sets on auth records, whatever the body says
+/// (`verified` too, on updates without `full_access`).
 fn strip_auth_internals(
-    ctx: &Ctx<'_>,
+    full_access: bool,
     collection: &Collection,
     body: &mut Map<String, Value>,
     creating: bool,
@@ -413,9 +459,27 @@ fn strip_auth_internals(
     for key in ["password", "passwordConfirm", "oldPassword", "tokenKey"] {
         body.remove(key);
     }
-    if !ctx.is_superuser() && !creating {
+    if !full_access && !creating {
         body.remove("verified");
     }
+}
+
+/// Whether the body sets an auth record's `verified` to something else
+/// than it is (`false` for a new record).
+fn asks_for_verified(
+    collection: &Collection,
+    body: &Map<String, Value>,
+    current: Option<&RecordValues>,
+) -> bool {
+    let now = current.is_some_and(|r| r.get_bool("verified"));
+    collection.is_auth()
+        && body
+            .get("verified")
+            .is_some_and(|v| super::cast::to_bool(v) != now)
+}
+
+fn values_mismatch() -> Value {
+    field_error("validation_values_mismatch", "Values don't match.")
 }
 
 /// `POST /api/collections/{c}/records`
@@ -438,11 +502,14 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.update_rule)?;
-    // 404 before the body is read; and the stored hash is what
-    // `oldPassword` gets verified against, off the writer.
-    let current = find_visible(ctx, &collection, id, rule.as_deref())?;
     let body = body_of(ctx, req)?;
-    let plan = PasswordPlan::for_body(&collection, &body, Some(&current), ctx.is_superuser());
+    // The rule and `manageRule` may read the body, so both are judged with
+    // it: a hidden record is 404 before any hashing, and the stored hash is
+    // what `oldPassword` gets verified against, off the writer.
+    let request = RequestInfo::from_req(req, ctx.auth.clone()).with_body(body.clone());
+    let current = find_visible(ctx, &collection, id, rule.as_deref(), &request)?;
+    let full_access = has_full_access(ctx, &collection, &current, &request)?;
+    let plan = PasswordPlan::for_body(&collection, &body, Some(&current), full_access);
     let action = WriteAction::Update {
         collection: c.to_string(),
         id: id.to_string(),
@@ -451,12 +518,16 @@ pub fn update(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Out
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`
-pub fn delete(ctx: &Ctx<'_>, req: &Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+pub fn delete(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply, ApiError> {
+    // Refused callers are answered before their body is read.
+    effective_rule(ctx, &collection(ctx, c)?.delete_rule)?;
+    // The reference reads a DELETE's body too: rules may look at it.
+    let body = body_of(ctx, req)?;
     let action = WriteAction::Delete {
         collection: c.to_string(),
         id: id.to_string(),
     };
-    WriteJob::new(ctx, req, action, Map::new()).run(PasswordWork::default())
+    WriteJob::new(ctx, req, action, body).run(PasswordWork::default())
 }
 
 /// One record write, as a request or a batch step asks for it.
@@ -469,7 +540,8 @@ pub(crate) enum WriteAction {
 
 /// What a write keeps of its request once the body is read: owned, so it
 /// can travel into a writer job (a `Req` borrows its socket). Rule checks
-/// and rendering inside the job see it again as a `Req` (`to_req`).
+/// and rendering inside the job see it again as a `Req` (`to_req`) and as
+/// `@request.*` (`request_info`).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestParts {
     pub method: Method,
@@ -477,6 +549,8 @@ pub(crate) struct RequestParts {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub remote_ip: Option<IpAddr>,
+    /// `@request.context`: `default`, or `batch` for a batch step.
+    pub context: &'static str,
 }
 
 impl RequestParts {
@@ -487,6 +561,7 @@ impl RequestParts {
             query: req.query.clone(),
             headers: req.headers().to_vec(),
             remote_ip: req.remote_ip,
+            context: "default",
         }
     }
 
@@ -496,6 +571,18 @@ impl RequestParts {
         req.query = self.query.clone();
         req.remote_ip = self.remote_ip;
         req
+    }
+
+    /// What rules see as `@request.*`: this request from `auth`, with
+    /// `body` as submitted (modifier keys such as `n+` included).
+    pub(crate) fn request_info(
+        &self,
+        auth: Option<Auth>,
+        body: &Map<String, Value>,
+    ) -> RequestInfo {
+        let mut info = RequestInfo::from_req(&self.to_req(), auth).with_body(body.clone());
+        info.context = self.context.into();
+        info
     }
 }
 
@@ -515,35 +602,48 @@ pub(crate) fn writer_ctx<'a>(
 
 /// Runs one write inside the caller's writer job and renders its answer:
 /// the status and the body (`null` for a delete's 204). Single requests and
-/// batch steps both come through here.
+/// batch steps both come through here, so their rules see the same
+/// `@request.*`: the request or step, with the body as submitted.
 pub(crate) fn run_write(
     ctx: &Ctx<'_>,
     tx: &mut WriteTx<'_>,
-    req: &Req<'_>,
+    request: &RequestParts,
     action: &WriteAction,
     body: Map<String, Value>,
     passwords: &PasswordWork,
 ) -> Result<(u16, Value), ApiError> {
+    let info = request.request_info(ctx.auth.clone(), &body);
     let written = match action {
-        WriteAction::Create { collection } => apply_create(ctx, tx, collection, body, passwords)?,
+        WriteAction::Create { collection } => {
+            apply_create(ctx, tx, collection, body, &info, passwords)?
+        }
         WriteAction::Update { collection, id } => {
-            apply_update(ctx, tx, collection, id, body, passwords)?
+            apply_update(ctx, tx, collection, id, body, &info, passwords)?
         }
         WriteAction::Delete { collection, id } => {
-            apply_delete(ctx, tx, collection, id)?;
+            apply_delete(ctx, tx, collection, id, &info)?;
             return Ok((204, Value::Null));
         }
     };
-    Ok((200, render_written(ctx, req, &written)?))
+    Ok((
+        200,
+        render_written(ctx, &info, &request.to_req(), &written)?,
+    ))
 }
 
 /// The answer body of a create or update: the one place written records
 /// are rendered. `req` carries the query (`fields`, `expand`) of the
-/// request or batch step that wrote the record.
-/// A malformed `fields` fails the job, so nothing is written.
-fn render_written(ctx: &Ctx<'_>, req: &Req<'_>, written: &Written) -> Result<Value, ApiError> {
+/// request or batch step that wrote the record, `info` what `manageRule`
+/// and expanded viewRules see. A malformed `fields` fails the job, so
+/// nothing is written.
+fn render_written(
+    ctx: &Ctx<'_>,
+    info: &RequestInfo,
+    req: &Req<'_>,
+    written: &Written,
+) -> Result<Value, ApiError> {
     let options = present_options(req)?;
-    let presenter = Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref());
+    let presenter = Presenter::for_request(ctx.db, &ctx.schema, info);
     Ok(presenter.present_one(&written.collection, &written.record, &options))
 }
 
@@ -601,7 +701,7 @@ impl WriteJob {
                 body,
             } = self;
             let ctx = writer_ctx(&app, tx.conn(), auth, request.remote_ip);
-            run_write(&ctx, tx, &request.to_req(), &action, body, &passwords)
+            run_write(&ctx, tx, &request, &action, body, &passwords)
         })?;
         Ok(reply_for(status, &body))
     }
@@ -614,23 +714,37 @@ pub(crate) struct Written {
 }
 
 /// Creates a record in `c` inside the caller's writer job: the create
-/// rule, validation against the database, the insert and the rule check on
-/// the new record. `ctx` reads through the writer's connection.
+/// rule, validation against the database, the insert, then the rule and
+/// (for a verified auth record asked by a non-superuser) `manageRule`
+/// checked on the new record. `ctx` reads through the writer's connection;
+/// `request` is what the rules see.
 pub(crate) fn apply_create(
     ctx: &Ctx<'_>,
     tx: &mut WriteTx<'_>,
     c: &str,
     mut body: Map<String, Value>,
+    request: &RequestInfo,
     passwords: &PasswordWork,
 ) -> Result<Written, ApiError> {
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.create_rule)?;
+    let superuser = ctx.is_superuser();
     let mut errors = FieldErrors::new();
     let password_hash =
-        auth_password_change(ctx, &collection, &body, None, passwords, &mut errors)?;
-    strip_auth_internals(ctx, &collection, &mut body, true);
-    if !ctx.is_superuser() {
+        auth_password_change(superuser, &collection, &body, None, passwords, &mut errors)?;
+    strip_auth_internals(superuser, &collection, &mut body, true);
+    // Only superusers and managers may create a verified auth record; a
+    // manager is known once the record exists (the rule may read it).
+    let mut manage_check = false;
+    if !superuser && asks_for_verified(&collection, &body, None) {
+        if filter::manage_rule(&collection).is_some() && ctx.auth.is_some() {
+            manage_check = true;
+        } else {
+            errors.insert("verified".into(), values_mismatch());
+        }
+    }
+    if !superuser && !manage_check {
         body.remove("verified");
     }
     let change = RecordChange {
@@ -638,7 +752,9 @@ pub(crate) fn apply_create(
         current: None,
         body: &body,
         early_errors: errors,
+        request,
         create_rule: rule.as_deref(),
+        manage_check,
         rotate_token_key: false,
         password_hash,
     };
@@ -649,34 +765,40 @@ pub(crate) fn apply_create(
 }
 
 /// Updates record `id` of `c` inside the caller's writer job; the update
-/// rule is checked on the record as the job sees it.
+/// rule and `manageRule` are checked on the record as the job sees it,
+/// with the body under `@request.body`.
 pub(crate) fn apply_update(
     ctx: &Ctx<'_>,
     tx: &mut WriteTx<'_>,
     c: &str,
     id: &str,
     mut body: Map<String, Value>,
+    request: &RequestInfo,
     passwords: &PasswordWork,
 ) -> Result<Written, ApiError> {
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.update_rule)?;
-    let current = find_visible(ctx, &collection, id, rule.as_deref())?;
+    let current = find_visible(ctx, &collection, id, rule.as_deref(), request)?;
+    let full_access = has_full_access(ctx, &collection, &current, request)?;
     let mut errors = FieldErrors::new();
+    if !full_access && asks_for_verified(&collection, &body, Some(&current)) {
+        errors.insert("verified".into(), values_mismatch());
+    }
     let password_hash = auth_password_change(
-        ctx,
+        full_access,
         &collection,
         &body,
         Some(&current),
         passwords,
         &mut errors,
     )?;
-    strip_auth_internals(ctx, &collection, &mut body, false);
+    strip_auth_internals(full_access, &collection, &mut body, false);
     let mut email_changes = false;
     if collection.is_auth() {
         if let Some(email) = body.get("email") {
             email_changes = Some(email) != current.get("email");
-            if email_changes && !ctx.is_superuser() {
+            if email_changes && !full_access {
                 errors.insert(
                     "email".into(),
                     field_error(
@@ -694,8 +816,10 @@ pub(crate) fn apply_update(
         current: Some(&current),
         body: &body,
         early_errors: errors,
+        request,
         // the update rule was checked against the record as it is
         create_rule: None,
+        manage_check: false,
         rotate_token_key,
         password_hash,
     };
@@ -705,17 +829,19 @@ pub(crate) fn apply_update(
     Ok(Written { collection, record })
 }
 
-/// Deletes record `id` of `c` inside the caller's writer job.
+/// Deletes record `id` of `c` inside the caller's writer job; the delete
+/// rule sees `request` (its body included).
 pub(crate) fn apply_delete(
     ctx: &Ctx<'_>,
     tx: &mut WriteTx<'_>,
     c: &str,
     id: &str,
+    request: &RequestInfo,
 ) -> Result<(), ApiError> {
     let collection = collection(ctx, c)?;
     refuse_views(&collection)?;
     let rule = effective_rule(ctx, &collection.delete_rule)?;
-    find_visible(ctx, &collection, id, rule.as_deref())?;
+    find_visible(ctx, &collection, id, rule.as_deref(), request)?;
     let conn = tx.conn();
     if collection.id == crate::auth::token::SUPERUSERS_ID {
         let total: i64 = conn.query_row("SELECT count(*) FROM `_superusers`", [], |r| r.get(0))?;
@@ -750,8 +876,13 @@ struct RecordChange<'a> {
     body: &'a Map<String, Value>,
     /// Errors found before the database checks (auth password rules).
     early_errors: FieldErrors,
+    /// What the rules checked on the result see as `@request.*`.
+    request: &'a RequestInfo,
     /// The create rule to check on the new record.
     create_rule: Option<&'a str>,
+    /// A non-superuser asks for a verified auth record: allowed only when
+    /// they satisfy `manageRule` for the new record.
+    manage_check: bool,
     rotate_token_key: bool,
     password_hash: Option<String>,
 }
@@ -766,9 +897,9 @@ impl RecordChange<'_> {
     }
 }
 
-/// Validation against the database, the write and the create rule on the
-/// result, on the writer's connection; a refusal fails the caller's job so
-/// its savepoint leaves nothing behind.
+/// Validation against the database, the write, and the create rule and
+/// manage check on the result, on the writer's connection; a refusal fails
+/// the caller's job so its savepoint leaves nothing behind.
 fn write_record(
     ctx: &Ctx<'_>,
     conn: &Connection,
@@ -814,10 +945,20 @@ fn write_record(
             }
         }
     }
+    let schema = &ctx.schema;
     if let Some(rule) = change.create_rule {
-        if !filter::record_satisfies_on(conn, collection, rule, &id, ctx.auth.as_ref())? {
+        let allowed =
+            filter::record_satisfies_on(conn, schema, collection, rule, &id, change.request, None)?;
+        if !allowed {
             return Err(ApiError::bad_request(message));
         }
+    }
+    if change.manage_check
+        && !filter::can_manage(conn, schema, collection, &id, None, change.request)?
+    {
+        let mut errors = FieldErrors::new();
+        errors.insert("verified".into(), values_mismatch());
+        return Err(ApiError::validation(message, errors));
     }
     sql::find_by_id(conn, collection, &id)?
         .ok_or_else(|| ApiError::internal("a written record vanished"))

@@ -316,7 +316,9 @@ fn upsert_id(body: &Map<String, Value>) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// One batch entry, ready for the writer job.
+/// One batch entry, ready for the writer job. Its rules see the step as
+/// `@request.*` (its method, URL query, headers and body), with
+/// `@request.context` = `batch` as in the reference.
 struct Step {
     target: Target,
     request: RequestParts,
@@ -333,6 +335,7 @@ impl Step {
             query: parse_query(query),
             headers: step_headers(batch.headers(), sub.headers),
             remote_ip: batch.remote_ip,
+            context: "batch",
         };
         Step {
             target,
@@ -341,8 +344,10 @@ impl Step {
         }
     }
 
-    /// The password work of this step, judged on the worker's snapshot; the
-    /// job checks everything again on the state it writes to.
+    /// The password work of this step, judged on the worker's snapshot
+    /// (whether the caller manages the record, so no `oldPassword` is
+    /// verified, too); the job checks everything again on the state it
+    /// writes to.
     fn password_plan(&self, ctx: &Ctx<'_>) -> Result<PasswordPlan, ApiError> {
         let (name, id) = match &self.target {
             Target::Write(WriteAction::Create { collection }) => (collection, None),
@@ -359,11 +364,18 @@ impl Step {
             Some(id) => sql::find_by_id(ctx.db, collection, &id)?,
             None => None,
         };
+        let full_access = match &current {
+            Some(current) => {
+                let request = self.request.request_info(ctx.auth.clone(), &self.body);
+                api::has_full_access(ctx, collection, current, &request)?
+            }
+            None => ctx.is_superuser(),
+        };
         Ok(PasswordPlan::for_body(
             collection,
             &self.body,
             current.as_ref(),
-            ctx.is_superuser(),
+            full_access,
         ))
     }
 
@@ -395,7 +407,7 @@ impl Step {
                 ))
             }
         };
-        api::run_write(ctx, tx, &request.to_req(), &action, body, passwords)
+        api::run_write(ctx, tx, &request, &action, body, passwords)
     }
 }
 

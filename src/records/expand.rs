@@ -28,12 +28,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::filter::WhereClause;
 use super::present::{id_in, Presenter, IDS_PER_QUERY};
 use super::sql;
 use super::values::RecordValues;
 use crate::collections::index::has_single_column_unique;
 use crate::collections::{Collection, FieldKind};
-use crate::query::{CompiledFilter, SqlValue};
+use crate::query::SqlValue;
 use crate::store::quote_ident;
 
 /// Expand levels followed; the reference's limit.
@@ -285,7 +286,7 @@ impl Expander<'_, '_> {
         let condition = self.view_condition(target)?;
         let mut found = Vec::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let (sql, params) = where_ids(target, chunk, condition.as_ref());
+            let (sql, params) = where_ids(target, chunk, &condition);
             let rows = sql::list(
                 self.presenter.conn,
                 target,
@@ -301,17 +302,17 @@ impl Expander<'_, '_> {
         Some(found)
     }
 
-    /// The viewRule of `target` for the requester: `Some(None)` when all
-    /// records are viewable, `None` when none are.
-    fn view_condition(&self, target: &Collection) -> Option<Option<CompiledFilter>> {
+    /// The viewRule of `target` for the requester: an empty clause when
+    /// all records are viewable, `None` when none are.
+    fn view_condition(&self, target: &Collection) -> Option<WhereClause> {
         if self.presenter.is_superuser() {
-            return Some(None);
+            return Some(WhereClause::default());
         }
         let rule = target.view_rule.as_deref()?;
         if rule.trim().is_empty() {
-            return Some(None);
+            return Some(WhereClause::default());
         }
-        self.presenter.compile_rule(target, rule)
+        self.presenter.expand_view_condition(target, rule)
     }
 
     /// Each record's JSON by id, with its nested `expand` object.
@@ -386,14 +387,14 @@ fn back_relation_parts(name: &str) -> Option<(&str, &str)> {
 fn where_ids(
     collection: &Collection,
     ids: &[&str],
-    condition: Option<&CompiledFilter>,
+    condition: &WhereClause,
 ) -> (String, Vec<SqlValue>) {
     let mut sql = id_in(collection, ids.len());
     let mut params: Vec<SqlValue> = ids
         .iter()
         .map(|id| SqlValue::Text(id.to_string()))
         .collect();
-    if let Some(condition) = condition {
+    if !condition.sql.is_empty() {
         sql.push_str(&format!(" AND ({})", condition.sql));
         params.extend(condition.params.iter().cloned());
     }

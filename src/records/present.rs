@@ -2,7 +2,9 @@
 //! the JSON a given requester may see. It applies the visibility of §5.1
 //! (hidden fields for superusers only, an auth record's email for itself,
 //! superusers and `manageRule` holders), then `expand` (relations, each
-//! filtered by its own collection's viewRule) and `fields`.
+//! filtered by its own collection's viewRule) and `fields`. Both rules are
+//! evaluated for the request the records answer (`@request.*`; expanded
+//! collections see `@request.context` as `expand`, as the reference).
 //!
 //! List, view, create and update answers, auth replies and realtime events
 //! all go through here, so they cannot disagree about what a requester
@@ -10,6 +12,7 @@
 //! may see the records it is given: the caller has applied the list/view
 //! rule already.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use rusqlite::Connection;
@@ -17,14 +20,13 @@ use serde_json::{Map, Value};
 
 use super::expand::{self, ExpandTree};
 use super::fields::FieldsPicker;
-use super::filter::{self, RecordResolver};
+use super::filter::{self, RecordQuery, RequestInfo, WhereClause};
 use super::output::{to_json, Viewer};
 use super::values::RecordValues;
 use crate::app::Ctx;
 use crate::auth::Auth;
 use crate::collections::{Collection, Schema};
 use crate::error::ApiError;
-use crate::query::{CompiledFilter, SqlValue};
 use crate::store::quote_ident;
 
 /// At most this many ids are bound in one `IN (...)` list.
@@ -63,15 +65,16 @@ impl PresentOptions {
     }
 }
 
-/// Records of one collection as the request's requester sees them, in the
+/// Records of one collection as `request`'s caller sees them, in the
 /// order given (read through the worker's connection).
 pub fn present(
     ctx: &Ctx<'_>,
+    request: &RequestInfo,
     collection: &Collection,
     records: &[RecordValues],
     options: &PresentOptions,
 ) -> Vec<Value> {
-    Presenter::new(ctx.db, &ctx.schema, ctx.auth.as_ref()).present(collection, records, options)
+    Presenter::for_request(ctx.db, &ctx.schema, request).present(collection, records, options)
 }
 
 /// Who is looking and where to read related records from: a worker's read
@@ -80,19 +83,36 @@ pub fn present(
 pub struct Presenter<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) schema: &'a Schema,
-    pub(crate) requester: Option<&'a Auth>,
+    /// The request being answered: its caller, and what `manageRule` and
+    /// the viewRules of expanded collections see as `@request.*`.
+    request: Cow<'a, RequestInfo>,
 }
 
 impl<'a> Presenter<'a> {
+    /// For a caller alone (auth replies, realtime events): rules see a
+    /// request with no query, headers or body.
     pub fn new(
         conn: &'a Connection,
         schema: &'a Schema,
-        requester: Option<&'a Auth>,
+        requester: Option<&Auth>,
     ) -> Presenter<'a> {
         Presenter {
             conn,
             schema,
-            requester,
+            request: Cow::Owned(RequestInfo::new(requester.cloned())),
+        }
+    }
+
+    /// For the records API: rules see `request` as it was sent.
+    pub fn for_request(
+        conn: &'a Connection,
+        schema: &'a Schema,
+        request: &'a RequestInfo,
+    ) -> Presenter<'a> {
+        Presenter {
+            conn,
+            schema,
+            request: Cow::Borrowed(request),
         }
     }
 
@@ -143,7 +163,7 @@ impl<'a> Presenter<'a> {
     }
 
     pub(crate) fn is_superuser(&self) -> bool {
-        self.requester.is_some_and(Auth::is_superuser)
+        self.request.is_superuser()
     }
 
     /// The visible fields of each record, without `expand`.
@@ -153,13 +173,13 @@ impl<'a> Presenter<'a> {
         records: &[RecordValues],
     ) -> Vec<Map<String, Value>> {
         let managed = self.managed_ids(collection, records);
+        let requester = self.request.auth.as_ref();
         records
             .iter()
             .map(|record| {
                 let viewer = Viewer {
                     is_superuser: self.is_superuser(),
-                    is_owner: self
-                        .requester
+                    is_owner: requester
                         .is_some_and(|a| a.collection.id == collection.id && a.id() == record.id()),
                     can_manage: managed.contains(record.id()),
                 };
@@ -169,45 +189,40 @@ impl<'a> Presenter<'a> {
     }
 
     /// Ids of the auth records the requester may manage (and so see the
-    /// email of). Superusers see every email anyway; a `null` or `""`
-    /// manageRule grants nothing.
+    /// email of), in batches of `IDS_PER_QUERY`. Superusers see every email
+    /// anyway; a `null` or `""` manageRule grants nothing.
     fn managed_ids(&self, collection: &Collection, records: &[RecordValues]) -> HashSet<String> {
-        if !collection.is_auth() || self.is_superuser() || records.is_empty() {
+        if self.is_superuser() || filter::manage_rule(collection).is_none() {
             return HashSet::new();
         }
-        let rule = collection
-            .options
-            .get("manageRule")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if rule.trim().is_empty() {
-            return HashSet::new();
-        }
-        let Some(Some(condition)) = self.compile_rule(collection, rule) else {
-            return HashSet::new();
-        };
         let ids: Vec<&str> = records.iter().map(RecordValues::id).collect();
-        match ids_matching(self.conn, collection, &ids, &condition) {
-            Ok(found) => found,
-            Err(e) => {
-                // Failing closed: the email stays hidden.
-                log::warn!("manageRule of {}: {e}", collection.name);
-                HashSet::new()
+        let mut managed = HashSet::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            match filter::managed_ids(self.conn, self.schema, collection, chunk, &self.request) {
+                Ok(found) => managed.extend(found),
+                Err(e) => {
+                    // Failing closed: the email stays hidden.
+                    log::warn!("manageRule of {}: {e}", collection.name);
+                    return HashSet::new();
+                }
             }
         }
+        managed
     }
 
-    /// Compiles a rule for this requester. `None` when it cannot be
-    /// compiled (treated as "grants nothing"), `Some(None)` when it is
-    /// empty (everything matches).
-    pub(crate) fn compile_rule(
+    /// The viewRule `rule` of an expanded collection as a WHERE clause for
+    /// this request, seen in the `expand` context. `None` when it cannot be
+    /// compiled (treated as "grants nothing").
+    pub(crate) fn expand_view_condition(
         &self,
         collection: &Collection,
         rule: &str,
-    ) -> Option<Option<CompiledFilter>> {
-        let mut resolver = RecordResolver::for_rule(collection, self.requester);
-        match filter::compile(rule, &mut resolver) {
-            Ok(compiled) => Some(compiled),
+    ) -> Option<WhereClause> {
+        let mut request = self.request.clone().into_owned();
+        request.context = EXPAND_CONTEXT.into();
+        let mut query = RecordQuery::new(self.schema, collection, &request);
+        match query.add_rule(rule) {
+            Ok(()) => Some(query.finish()),
             Err(e) => {
                 log::warn!("rule of {} cannot be applied: {e}", collection.name);
                 None
@@ -216,39 +231,11 @@ impl<'a> Presenter<'a> {
     }
 }
 
+/// `@request.context` while expanding relations.
+const EXPAND_CONTEXT: &str = "expand";
+
 /// `table.id IN (?, ?, ...)` for `count` ids.
 pub(crate) fn id_in(collection: &Collection, count: usize) -> String {
     let placeholders = vec!["?"; count].join(", ");
     format!("{}.`id` IN ({placeholders})", quote_ident(&collection.name))
-}
-
-/// Which of `ids` satisfy `condition`, in batches of `IDS_PER_QUERY`.
-fn ids_matching(
-    conn: &Connection,
-    collection: &Collection,
-    ids: &[&str],
-    condition: &CompiledFilter,
-) -> rusqlite::Result<HashSet<String>> {
-    let table = quote_ident(&collection.name);
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(IDS_PER_QUERY) {
-        let sql = format!(
-            "SELECT {table}.`id` FROM {table} WHERE {} AND ({})",
-            id_in(collection, chunk.len()),
-            condition.sql
-        );
-        let mut params: Vec<SqlValue> = chunk
-            .iter()
-            .map(|id| SqlValue::Text(id.to_string()))
-            .collect();
-        params.extend(condition.params.iter().cloned());
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
-            row.get::<_, String>(0)
-        })?;
-        for id in rows {
-            found.insert(id?);
-        }
-    }
-    Ok(found)
 }

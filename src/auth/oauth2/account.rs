@@ -19,7 +19,8 @@ use crate::app::Ctx;
 use crate::collections::auth_options::MappedFields;
 use crate::collections::{Collection, FieldKind};
 use crate::error::ApiError;
-use crate::records::api::{apply_create, PasswordPlan, PasswordWork};
+use crate::records::api::{apply_create, PasswordPlan, PasswordWork, RequestParts};
+use crate::records::filter::RequestInfo;
 use crate::records::{self, sql, RecordValues, WriteOptions};
 use crate::security::{password, random};
 use crate::store::{quote_ident, WriteTx};
@@ -252,9 +253,10 @@ pub struct Settled {
 /// Finds the target again on the writer's connection and writes what
 /// signing into it takes: the record (new, or its password, email and
 /// verified state) and the `_externalAuths` link.
-pub fn settle(
+pub(crate) fn settle(
     ctx: &Ctx<'_>,
     tx: &mut WriteTx<'_>,
+    request: &RequestParts,
     collection: &Collection,
     mapped: &MappedFields,
     sign_in: &SignIn,
@@ -263,7 +265,11 @@ pub fn settle(
     let (record, is_new) = match find_target(ctx, collection, sign_in)? {
         Target::New => {
             let (fields, work) = passwords.create.ok_or_else(changed_meanwhile)?;
-            let record = create_record(ctx, tx, collection, mapped, sign_in, fields, &work)?;
+            let body = create_payload(ctx.db, collection, mapped, sign_in, fields);
+            // The create rule sees the sign-in request, in the `oauth2`
+            // context, with this payload as its body.
+            let request = request.request_info(ctx.auth.clone(), &body);
+            let record = create_record(ctx, tx, collection, body, &request, sign_in, &work)?;
             (record, true)
         }
         Target::Linked(record) | Target::Requester(record) | Target::ByEmail(record) => {
@@ -286,17 +292,16 @@ fn create_record(
     ctx: &Ctx<'_>,
     tx: &mut WriteTx<'_>,
     collection: &Collection,
-    mapped: &MappedFields,
+    body: Map<String, Value>,
+    request: &RequestInfo,
     sign_in: &SignIn,
-    password_fields: Map<String, Value>,
     work: &PasswordWork,
 ) -> Result<RecordValues, ApiError> {
     if collection.id == crate::auth::token::SUPERUSERS_ID {
         log::debug!("refused an OAuth2 sign-up as a superuser");
         return Err(ApiError::bad_request(AUTH_FAILED));
     }
-    let body = create_payload(ctx.db, collection, mapped, sign_in, password_fields);
-    let written = apply_create(ctx, tx, &collection.id, body, work)?;
+    let written = apply_create(ctx, tx, &collection.id, body, request, work)?;
     let record = written.record;
     // Verified when its address is the one the provider vouched for.
     if record.get_str("email") == sign_in.identity.email

@@ -18,7 +18,7 @@ use crate::collections::auth_options::{AuthOptions, OAuth2, OAuth2Provider};
 use crate::collections::Collection;
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{body, Outcome, Reply, Req};
-use crate::records::api::writer_ctx;
+use crate::records::api::{writer_ctx, RequestParts};
 use crate::records::PresentOptions;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -118,6 +118,10 @@ pub fn auth_with_oauth2(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Out
         ));
     }
     let present = auth_api::present_options(req)?;
+    // A sign-up's create rule sees this request in the `oauth2` context,
+    // with the new record's payload as its body (as the reference).
+    let mut request = RequestParts::of(req);
+    request.context = "oauth2";
     let form = Form::read(ctx, req)?;
     let provider = providers::resolve(form.check(&options.oauth2)?).map_err(unusable)?;
     let sign_in = round_trip(&provider, form)?;
@@ -127,6 +131,7 @@ pub fn auth_with_oauth2(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Out
         app: ctx.app.clone(),
         auth: ctx.auth.clone(),
         remote_ip: ctx.remote_ip,
+        request,
         collection_id: collection.id.clone(),
         mapped: options.oauth2.mapped_fields,
         sign_in,
@@ -183,6 +188,7 @@ struct SettleJob {
     app: Arc<App>,
     auth: Option<Auth>,
     remote_ip: Option<IpAddr>,
+    request: RequestParts,
     collection_id: String,
     mapped: crate::collections::auth_options::MappedFields,
     sign_in: SignIn,
@@ -204,6 +210,7 @@ impl SettleJob {
             let settled = account::settle(
                 &ctx,
                 tx,
+                &self.request,
                 &collection,
                 &self.mapped,
                 &self.sign_in,
