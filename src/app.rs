@@ -34,6 +34,8 @@ pub struct Config {
     pub index_fallback: bool,
     /// Caps and timers of realtime streams.
     pub realtime: HubConfig,
+    /// Longest a request's queries may run on a worker (`--queryTimeout`).
+    pub query_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]

@@ -45,6 +45,7 @@ pub fn open(flags: &GlobalFlags, origins: Vec<String>) -> Result<Booted, String>
         public_dir: flags.public_dir.clone(),
         index_fallback: flags.index_fallback,
         realtime: crate::realtime::HubConfig::default(),
+        query_timeout: std::time::Duration::from_secs(flags.query_timeout_secs.max(1)),
     };
     let conn = store::open_writer(&flags.dir.join("data.db"))
         .map_err(|e| format!("cannot open data.db: {e}"))?;

@@ -140,6 +140,10 @@ impl std::error::Error for ApiError {}
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> ApiError {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
+            // The request's queries ran past `--queryTimeout`.
+            return ApiError::bad_request("The request took too long to process.");
+        }
         ApiError::Internal(format!("sqlite: {err}"))
     }
 }

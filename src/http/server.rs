@@ -50,13 +50,15 @@ impl RunningServer {
         let stopping = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(workers);
         for n in 0..workers.max(1) {
-            let db = app
+            let mut db = app
                 .open_reader()
                 .map_err(|e| format!("cannot open a read connection: {e}"))?;
+            let deadline = QueryDeadline::install(&mut db)
+                .map_err(|e| format!("cannot install the query timeout: {e}"))?;
             let (app, http, stopping) = (app.clone(), http.clone(), stopping.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("satchel-worker-{n}"))
-                .spawn(move || worker_loop(&app, &http, &db, &stopping))
+                .spawn(move || worker_loop(&app, &http, &db, &deadline, &stopping))
                 .map_err(|e| format!("cannot start a worker thread: {e}"))?;
             handles.push(handle);
         }
@@ -92,12 +94,49 @@ impl RunningServer {
     }
 }
 
-fn worker_loop(app: &Arc<App>, http: &tiny_http::Server, db: &Connection, stopping: &AtomicBool) {
+/// `--queryTimeout` on a worker's connection: SQLite calls a progress
+/// handler every few thousand VM steps, and it interrupts the statement once
+/// the current request's deadline has passed. A runaway filter then answers
+/// an error instead of holding the worker.
+struct QueryDeadline(Arc<std::sync::atomic::AtomicI64>);
+
+/// VM steps between two deadline checks: frequent enough to stop within
+/// milliseconds, rare enough to cost nothing measurable.
+const STEPS_BETWEEN_CHECKS: i32 = 10_000;
+
+impl QueryDeadline {
+    fn install(conn: &mut Connection) -> rusqlite::Result<QueryDeadline> {
+        let deadline = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+        let shared = Arc::clone(&deadline);
+        conn.progress_handler(
+            STEPS_BETWEEN_CHECKS,
+            Some(move || crate::datetime::now_millis() > shared.load(Ordering::Relaxed)),
+        )?;
+        Ok(QueryDeadline(deadline))
+    }
+
+    fn start(&self, timeout: std::time::Duration) {
+        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        self.0.store(
+            crate::datetime::now_millis().saturating_add(millis),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+fn worker_loop(
+    app: &Arc<App>,
+    http: &tiny_http::Server,
+    db: &Connection,
+    deadline: &QueryDeadline,
+    stopping: &AtomicBool,
+) {
     let mut busy_since_shrink = false;
     loop {
         match http.recv_timeout(crate::store::IDLE_BEFORE_SHRINK) {
             Ok(Some(request)) => {
                 busy_since_shrink = true;
+                deadline.start(app.config.query_timeout);
                 handle(app, db, request);
             }
             Ok(None) => {
@@ -347,4 +386,24 @@ fn log_request(app: &App, info: &RequestInfo, status: u16, started: std::time::I
         auth: String::new(),
         finished_millis: crate::datetime::now_millis(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_past_its_deadline_is_interrupted_and_the_connection_stays_usable() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let deadline = QueryDeadline::install(&mut conn).unwrap();
+        deadline.start(std::time::Duration::from_millis(50));
+        let runaway = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let err = conn
+            .query_row(runaway, [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert_eq!(ApiError::from(err).status(), 400);
+        deadline.start(std::time::Duration::from_secs(30));
+        let n: i64 = conn.query_row("SELECT 40 + 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 42);
+    }
 }
