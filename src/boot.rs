@@ -129,10 +129,16 @@ fn load_settings(conn: &Connection, config: &Config) -> Result<Settings, String>
     crate::settings::decode_from_storage(&stored, key, env_name).map_err(|e| e.to_string())
 }
 
+/// The app with the threads that outlive its last request: the writer
+/// (joined at shutdown so every queued write lands) and the request log.
+pub struct Started {
+    pub app: Arc<App>,
+    pub writer_thread: JoinHandle<()>,
+    pub log_thread: JoinHandle<()>,
+}
+
 /// Builds the running app from a booted data dir.
-pub fn into_app(
-    booted: Booted,
-) -> Result<(Arc<App>, JoinHandle<()>, Option<JoinHandle<()>>), String> {
+pub fn into_app(booted: Booted) -> Result<Started, String> {
     let aux = booted.config.data_dir.join("auxiliary.db");
     let (request_log, log_thread) = RequestLog::start(&aux)?;
     let app = App::new(
@@ -143,5 +149,9 @@ pub fn into_app(
         Some(request_log),
     )
     .map_err(|e| format!("cannot start the hashing pool: {e}"))?;
-    Ok((Arc::new(app), booted.writer_thread, Some(log_thread)))
+    Ok(Started {
+        app: Arc::new(app),
+        writer_thread: booted.writer_thread,
+        log_thread,
+    })
 }

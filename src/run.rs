@@ -77,7 +77,11 @@ fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
             log::info!("superuser {email} is ready");
         }
     }
-    let (app, writer_thread, log_thread) = boot::into_app(booted)?;
+    let boot::Started {
+        app,
+        writer_thread,
+        log_thread,
+    } = boot::into_app(booted)?;
     crate::security::password::prepare_dummy();
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -91,21 +95,24 @@ fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
         log::info!("signal {signal} received, shutting down");
     }
     server.shutdown();
-    release_app(app);
-    let _ = writer_thread.join();
-    drop(log_thread);
+    if release_app(app) {
+        // Both threads drain their queues once the app is gone.
+        let _ = writer_thread.join();
+        let _ = log_thread.join();
+    }
     Ok(())
 }
 
 /// Drops the last handle on the app from this thread, after deferred jobs
 /// that still hold it have finished, so the writer drains and stops.
-fn release_app(mut app: Arc<crate::app::App>) {
+/// Returns false if they did not finish in time.
+fn release_app(mut app: Arc<crate::app::App>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match Arc::try_unwrap(app) {
             Ok(app) => {
                 drop(app);
-                return;
+                return true;
             }
             Err(shared) if Instant::now() < deadline => {
                 app = shared;
@@ -113,7 +120,7 @@ fn release_app(mut app: Arc<crate::app::App>) {
             }
             Err(_) => {
                 log::warn!("in-flight work did not finish within 30s");
-                return;
+                return false;
             }
         }
     }

@@ -490,7 +490,7 @@ fn back_relations_shape_and_depth_follow_the_reference() {
     let mut node = s.get(
         &format!(
             "/api/collections/chain/records/{next}?expand={}",
-            vec!["next"; 9].join(".")
+            ["next"; 9].join(".")
         ),
         None,
     );
