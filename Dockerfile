@@ -1,4 +1,4 @@
-# Build: a static-ish release binary. Run: a small Debian image with wget
+# Build: the release binary. Run: a small Debian image (glibc, as built) with wget
 # for the compose healthcheck (`wget --spider http://localhost:8090/api/health`).
 FROM rust:1-bookworm AS build
 WORKDIR /src
