@@ -1,14 +1,16 @@
 //! The application: what every request shares. `App` owns the writer
-//! handle, the cached schema and settings, the hashing pool and the
-//! configuration; `Ctx` is one request's view of it (its worker's read
+//! handle, the cached schema and settings, the hashing pool, the mail
+//! outbox, the auth flows' short-lived limits and the configuration; `Ctx` is one request's view of it (its worker's read
 //! connection, the schema snapshot, the caller's auth).
 //!
 //! Caches here are replaced only after the writer has committed the change
 //! they reflect, so a reader never sees a schema newer than the database.
 
+use crate::auth::limits::AuthLimits;
 use crate::auth::token::Auth;
 use crate::collections::registry::Schema;
 use crate::error::ApiError;
+use crate::mail::Outbox;
 use crate::request_log::RequestLog;
 use crate::security::password::HashPool;
 use crate::settings::Settings;
@@ -48,6 +50,9 @@ pub struct App {
     pub config: Config,
     pub writer: Writer,
     pub hash_pool: HashPool,
+    /// Mails go out from here, never from a request worker.
+    pub mail: Outbox,
+    pub auth_limits: AuthLimits,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -69,6 +74,8 @@ impl App {
             config,
             writer,
             hash_pool: HashPool::new(hashers)?,
+            mail: Outbox::start()?,
+            auth_limits: AuthLimits::new(),
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,
