@@ -5,8 +5,11 @@
 
 pub mod alerts;
 pub mod api;
+pub mod changes;
 pub mod complete;
 pub mod emails;
+pub mod flows;
+pub mod input;
 pub mod limits;
 pub mod mfa;
 pub mod superusers;

@@ -61,6 +61,24 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", c, "auth-methods"]) => {
             auth::api::auth_methods(&ctx, c)?.into()
         }
+        (Post, ["api", "collections", c, "request-verification"]) => {
+            auth::flows::request_verification(&ctx, req, c)?.into()
+        }
+        (Post, ["api", "collections", c, "confirm-verification"]) => {
+            auth::flows::confirm_verification(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "request-password-reset"]) => {
+            auth::flows::request_password_reset(&ctx, req, c)?.into()
+        }
+        (Post, ["api", "collections", c, "confirm-password-reset"]) => {
+            auth::flows::confirm_password_reset(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "request-email-change"]) => {
+            auth::flows::request_email_change(&ctx, req, c)?.into()
+        }
+        (Post, ["api", "collections", c, "confirm-email-change"]) => {
+            auth::flows::confirm_email_change(&ctx, req, c)?
+        }
 
         (Get, ["api", "settings"]) => settings::api::get(&ctx)?.into(),
         (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),
