@@ -12,6 +12,7 @@ pub mod flows;
 pub mod input;
 pub mod limits;
 pub mod mfa;
+pub mod otp;
 pub mod superusers;
 pub mod token;
 

@@ -61,6 +61,10 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", c, "auth-methods"]) => {
             auth::api::auth_methods(&ctx, c)?.into()
         }
+        (Post, ["api", "collections", c, "request-otp"]) => auth::otp::request_otp(&ctx, req, c)?,
+        (Post, ["api", "collections", c, "auth-with-otp"]) => {
+            auth::otp::auth_with_otp(&ctx, req, c)?
+        }
         (Post, ["api", "collections", c, "request-verification"]) => {
             auth::flows::request_verification(&ctx, req, c)?.into()
         }
