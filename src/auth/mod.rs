@@ -9,6 +9,7 @@ pub mod changes;
 pub mod complete;
 pub mod emails;
 pub mod flows;
+pub mod impersonate;
 pub mod input;
 pub mod limits;
 pub mod mfa;

@@ -83,6 +83,9 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Post, ["api", "collections", c, "confirm-email-change"]) => {
             auth::flows::confirm_email_change(&ctx, req, c)?
         }
+        (Post, ["api", "collections", c, "impersonate", id]) => {
+            auth::impersonate::impersonate(&ctx, req, c, id)?.into()
+        }
 
         (Get, ["api", "settings"]) => settings::api::get(&ctx)?.into(),
         (Patch, ["api", "settings"]) => settings::api::update(&ctx, req)?.into(),
