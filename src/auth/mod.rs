@@ -14,6 +14,7 @@ pub mod input;
 pub mod limits;
 pub mod mfa;
 pub mod otp;
+pub mod record_rules;
 pub mod superusers;
 pub mod token;
 

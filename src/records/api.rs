@@ -18,7 +18,7 @@ use super::{
     build_create, build_update, check_relations, merge_errors, RecordValues, WriteOptions,
 };
 use crate::app::{App, Ctx};
-use crate::auth::Auth;
+use crate::auth::{record_rules, Auth};
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{body, Method, Outcome, Reply, Req};
@@ -632,6 +632,9 @@ pub(crate) fn apply_create(
     let mut errors = FieldErrors::new();
     let password_hash =
         auth_password_change(ctx, &collection, &body, None, passwords, &mut errors)?;
+    if let Some(e) = record_rules::verified_error(&collection, &body, None, ctx.is_superuser()) {
+        errors.insert("verified".into(), e);
+    }
     strip_auth_internals(ctx, &collection, &mut body, true);
     if !ctx.is_superuser() {
         body.remove("verified");
@@ -672,21 +675,14 @@ pub(crate) fn apply_update(
         passwords,
         &mut errors,
     )?;
+    let su = ctx.is_superuser();
+    if let Some(e) = record_rules::verified_error(&collection, &body, Some(&current), su) {
+        errors.insert("verified".into(), e);
+    }
     strip_auth_internals(ctx, &collection, &mut body, false);
-    let mut email_changes = false;
-    if collection.is_auth() {
-        if let Some(email) = body.get("email") {
-            email_changes = Some(email) != current.get("email");
-            if email_changes && !ctx.is_superuser() {
-                errors.insert(
-                    "email".into(),
-                    field_error(
-                        "validation_values_mismatch",
-                        "The email can only be changed through the email change flow.",
-                    ),
-                );
-            }
-        }
+    let email_changes = record_rules::changes_email(&collection, &body, &current);
+    if email_changes && !su {
+        errors.insert("email".into(), record_rules::values_mismatch());
     }
     // A new password or email invalidates every token of the record.
     let rotate_token_key = password_hash.is_some() || email_changes;
