@@ -141,6 +141,6 @@ pub fn into_app(
         booted.settings,
         Some(request_log),
     )
-    .map_err(|e| format!("cannot start the hashing pool: {e}"))?;
+    .map_err(|e| format!("cannot start the hashing pool or the mail outbox: {e}"))?;
     Ok((Arc::new(app), booted.writer_thread, Some(log_thread)))
 }
