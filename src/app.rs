@@ -1,15 +1,17 @@
 //! The application: what every request shares. `App` owns the writer
 //! handle, the cached schema and settings, the hashing pool, the realtime
-//! hub and its event publisher, and the configuration; `Ctx` is one
-//! request's view of it (its worker's read connection, the schema
-//! snapshot, the caller's auth).
+//! hub and its event publisher, the mail outbox, the auth flows'
+//! short-lived limits and the configuration; `Ctx` is one request's view of
+//! it (its worker's read connection, the schema snapshot, the caller's auth).
 //!
 //! Caches here are replaced only after the writer has committed the change
 //! they reflect, so a reader never sees a schema newer than the database.
 
+use crate::auth::limits::AuthLimits;
 use crate::auth::token::Auth;
 use crate::collections::registry::Schema;
 use crate::error::ApiError;
+use crate::mail::Outbox;
 use crate::realtime::HubConfig;
 use crate::realtime_api::Realtime;
 use crate::request_log::RequestLog;
@@ -60,6 +62,9 @@ pub struct App {
     pub rate_limiter: crate::http::ratelimit::RateLimiter,
     /// Failed sign-ins per identity (`settings.bruteForce`).
     pub throttle: crate::auth::throttle::Throttle,
+    /// Mails go out from here, never from a request worker.
+    pub mail: Outbox,
+    pub auth_limits: AuthLimits,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -91,6 +96,8 @@ impl App {
             realtime,
             rate_limiter: Default::default(),
             throttle: Default::default(),
+            mail: Outbox::start()?,
+            auth_limits: AuthLimits::new(),
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,

@@ -148,7 +148,7 @@ pub fn into_app(booted: Booted) -> Result<Started, String> {
         booted.settings,
         Some(request_log),
     )
-    .map_err(|e| format!("cannot start the hashing pool: {e}"))?;
+    .map_err(|e| format!("cannot start the hashing pool or the mail outbox: {e}"))?;
     Ok(Started {
         app: Arc::new(app),
         writer_thread: booted.writer_thread,

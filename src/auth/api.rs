@@ -5,6 +5,7 @@
 //! request worker, and an unknown identity costs a dummy verification so its
 //! answer takes about as long as a wrong password's.
 
+use super::complete::{self, Attempt, Prelude, METHOD_PASSWORD};
 use super::throttle;
 use super::token::{self, Auth};
 use crate::app::Ctx;
@@ -108,58 +109,37 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
         vec![identity_field]
     };
     let record = find_by_identity(ctx, &collection, &fields, &identity)?;
-    // The rule is evaluated now (it needs this worker's connection) but only
-    // revealed after the password has been checked.
-    let rule_allows = match &record {
-        Some(r) => auth_rule_allows(ctx, &collection, r)?,
-        None => false,
-    };
-    // Likewise the reply's record with its `?expand=`: the relations are
-    // read now, while a bad `?fields=` is only reported after a successful
-    // sign-in, as the reference does.
-    let options = present_options(req);
-    let shown = match (&record, &options) {
-        (Some(r), Ok(o)) => Some(owner_view(ctx, &collection, r, &o.expand)),
-        _ => None,
-    };
     // Guessing is throttled per identity, whatever the client address.
     let settings = ctx.app.settings();
     let policy = settings.brute_force.policy();
-    let attempt = sign_in_key(&collection, record.as_ref(), &identity);
-    ctx.app.throttle.check(&attempt, policy)?;
+    let attempt_key = sign_in_key(&collection, record.as_ref(), &identity);
+    ctx.app.throttle.check(&attempt_key, policy)?;
     let ip_allowed = collection.id != token::SUPERUSERS_ID
         || admission::superuser_ip_allowed(&settings, ctx.remote_ip);
+    // `?expand=`/`?fields=` ride along: the reply is built in the sign-in's
+    // job, and a bad `?fields=` is only reported after a successful sign-in.
+    let attempt = Attempt::of(ctx, req, &body, METHOD_PASSWORD);
     let app = ctx.app.clone();
     Ok(Outcome::Later(Box::new(move || {
         let Some(record) = record else {
             password::verify_dummy(&secret);
-            app.throttle.record_failure(&attempt, policy);
+            app.throttle.record_failure(&attempt_key, policy);
             return Err(ApiError::bad_request(AUTH_FAILED));
         };
-        let hash = record
-            .get("password")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let hash = record.get_str("password").to_string();
         if !password::verify_password(&secret, &hash) {
-            app.throttle.record_failure(&attempt, policy);
+            app.throttle.record_failure(&attempt_key, policy);
             return Err(ApiError::bad_request(AUTH_FAILED));
         }
-        app.throttle.reset(&attempt);
+        app.throttle.reset(&attempt_key);
         if !ip_allowed {
             return Err(admission::ip_not_allowed());
         }
-        if !rule_allows {
-            return Err(ApiError::Forbidden(
-                "The request doesn't satisfy the collection requirements to authenticate.".into(),
-            ));
-        }
-        if password::needs_rehash(&hash) {
-            rehash(&app, &collection, &record, &secret);
-        }
-        let options = options?;
-        let shown = shown.ok_or_else(|| ApiError::internal("sign-in reply without a record"))?;
-        auth_reply(&collection, &record, shown, None, options.fields.as_ref())
+        let upgraded = upgraded_hash(&hash, &secret);
+        let table = collection.name.clone();
+        let prelude: Prelude =
+            Box::new(move |_, tx, record| store_upgraded_hash(tx.conn(), &table, record, upgraded));
+        complete::sign_in(&app, collection, record.id().to_string(), attempt, prelude)
     })))
 }
 
@@ -177,29 +157,34 @@ fn sign_in_key(
     }
 }
 
-/// Upgrades an old (bcrypt) hash after a successful login. A failure is
-/// logged, not answered: the login itself succeeded.
-fn rehash(app: &crate::app::App, collection: &Collection, record: &RecordValues, secret: &str) {
-    let Ok(new_hash) = password::hash_password(secret) else {
-        return;
-    };
-    let table = collection.name.clone();
-    let id = record
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let result = app.write(move |tx| {
+/// A fresh hash replacing an old (bcrypt) one after a successful login.
+/// A failure is logged, not answered: the login itself succeeded.
+fn upgraded_hash(hash: &str, secret: &str) -> Option<String> {
+    if !password::needs_rehash(hash) {
+        return None;
+    }
+    password::hash_password(secret)
+        .map_err(|e| log::warn!("re-hashing a password after login failed: {e}"))
+        .ok()
+}
+
+/// Stores the upgraded hash inside the sign-in's job (same `tokenKey`:
+/// the password did not change).
+fn store_upgraded_hash(
+    conn: &rusqlite::Connection,
+    table: &str,
+    mut record: RecordValues,
+    upgraded: Option<String>,
+) -> Result<RecordValues, ApiError> {
+    if let Some(new_hash) = upgraded {
         let sql = format!(
             "UPDATE {} SET password = ?1 WHERE id = ?2",
-            crate::store::quote_ident(&table)
+            crate::store::quote_ident(table)
         );
-        tx.conn().execute(&sql, rusqlite::params![new_hash, id])?;
-        Ok(())
-    });
-    if let Err(e) = result {
-        log::warn!("re-hashing a password after login failed: {e}");
+        conn.execute(&sql, rusqlite::params![new_hash, record.id()])?;
+        record.set("password", Value::String(new_hash));
     }
+    Ok(record)
 }
 
 fn find_by_identity(
@@ -273,7 +258,7 @@ pub(crate) fn owner_view(
 
 /// `{token, record}` for a freshly authenticated record; `?fields=` picks
 /// from the whole reply (`fields=token,record.id`).
-fn auth_reply(
+pub(crate) fn auth_reply(
     collection: &Collection,
     record: &RecordValues,
     shown: Value,

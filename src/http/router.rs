@@ -66,6 +66,32 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         (Get, ["api", "collections", c, "auth-methods"]) => {
             auth::api::auth_methods(&ctx, c)?.into()
         }
+        (Post, ["api", "collections", c, "request-otp"]) => auth::otp::request_otp(&ctx, req, c)?,
+        (Post, ["api", "collections", c, "auth-with-otp"]) => {
+            auth::otp::auth_with_otp(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "request-verification"]) => {
+            auth::flows::request_verification(&ctx, req, c)?.into()
+        }
+        (Post, ["api", "collections", c, "confirm-verification"]) => {
+            auth::flows::confirm_verification(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "request-password-reset"]) => {
+            auth::flows::request_password_reset(&ctx, req, c)?.into()
+        }
+        (Post, ["api", "collections", c, "confirm-password-reset"]) => {
+            auth::flows::confirm_password_reset(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "request-email-change"]) => {
+            auth::flows::request_email_change(&ctx, req, c)?.into()
+        }
+        (Post, ["api", "collections", c, "confirm-email-change"]) => {
+            auth::flows::confirm_email_change(&ctx, req, c)?
+        }
+        (Post, ["api", "collections", c, "impersonate", id]) => {
+            auth::impersonate::impersonate(&ctx, req, c, id)?.into()
+        }
+
         (Post, ["api", "collections", c, "auth-with-oauth2"]) => {
             auth::oauth2::auth_with_oauth2(&ctx, req, c)?
         }
@@ -83,6 +109,14 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
         }
         (Post, ["api", "settings", "apple", "generate-client-secret"]) => {
             auth::oauth2::apple::generate_client_secret(&ctx, req)?.into()
+        }
+
+        // The logs API is not served yet; its guard already is, so a
+        // non-superuser token is refused as the reference refuses it.
+        (_, ["api", "logs", ..]) => {
+            ctx.require_superuser()?;
+            super::static_files::serve(&app.config.public_dir, app.config.index_fallback, req)?
+                .into()
         }
 
         _ => super::static_files::serve(&app.config.public_dir, app.config.index_fallback, req)?

@@ -5,7 +5,8 @@
 //! subjects and names).
 //!
 //! Domain-free: it knows nothing of templates, records or settings storage;
-//! callers hand in a [`SmtpConfig`] and a [`Message`]. It must never put a
+//! callers hand in a [`SmtpConfig`] and a [`Message`], directly ([`send`]) or
+//! through the [`Outbox`] thread that keeps SMTP off the request workers. It must never put a
 //! credential in an error message, never send credentials in clear text to
 //! a host other than loopback, never skip certificate or host name
 //! verification, never fall back to clear text after a failed STARTTLS, and
@@ -14,6 +15,7 @@
 
 mod error;
 mod message;
+pub mod outbox;
 mod plain_text;
 mod smtp;
 pub mod templates;
@@ -21,6 +23,7 @@ mod tls;
 
 pub use error::SmtpError;
 pub use message::{render_message, Address, Message};
+pub use outbox::{Outbox, Outgoing};
 pub use plain_text::html_to_text;
 pub use smtp::{send, SmtpConfig};
 pub use tls::{tls_client_config, tls_client_config_with_roots, TrustError};

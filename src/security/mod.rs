@@ -4,5 +4,6 @@
 
 pub mod base64;
 pub mod jwt;
+pub mod md5;
 pub mod password;
 pub mod random;

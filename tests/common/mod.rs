@@ -2,6 +2,9 @@
 //! temporary data dir and talks plain HTTP/1.1 to it, as a user would.
 #![allow(dead_code)]
 
+pub mod auth_env;
+pub mod smtp_sink;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -314,4 +317,32 @@ fn read_response(stream: TcpStream) -> std::io::Result<Response> {
         headers,
         body,
     })
+}
+
+/// One HTTP/1.1 request with extra headers (e.g. `User-Agent`,
+/// `Authorization`) on a new connection to 127.0.0.1:`port`.
+pub fn send_request_with_headers(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: Option<&Value>,
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = json.map(|v| v.to_string()).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if json.is_some() {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    read_response(stream)
 }

@@ -1,7 +1,8 @@
 //! `POST /api/collections/{c}/auth-with-oauth2`: checks the form, does the
 //! provider round trips on the request worker (bounded by `client`'s
 //! deadlines and call slots), hashes what needs hashing on the hashing pool,
-//! and settles the account in one writer job that also renders the answer
+//! and settles the account in one writer job that also passes the sign-in
+//! gate (auth rule, MFA, login alerts) and renders the answer
 //! `{token, record, meta}`.
 //!
 //! It never writes outside that job and never answers with the client
@@ -13,6 +14,7 @@ use super::profile::Identity;
 use super::providers::{self, Provider, Unusable};
 use crate::app::{App, Ctx};
 use crate::auth::api as auth_api;
+use crate::auth::complete::{self, Attempt, METHOD_OAUTH2};
 use crate::auth::{token, Auth};
 use crate::collections::auth_options::{AuthOptions, OAuth2, OAuth2Provider};
 use crate::collections::Collection;
@@ -34,6 +36,8 @@ struct Form {
     code_verifier: String,
     redirect_url: String,
     create_data: Map<String, Value>,
+    /// The whole body (for `mfaId`).
+    values: Map<String, Value>,
 }
 
 impl Form {
@@ -71,6 +75,7 @@ impl Form {
             code_verifier: text("codeVerifier"),
             redirect_url,
             create_data,
+            values,
         })
     }
 
@@ -123,6 +128,7 @@ pub fn auth_with_oauth2(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Out
     let mut request = RequestParts::of(req);
     request.context = "oauth2";
     let form = Form::read(ctx, req)?;
+    let attempt = Attempt::of(ctx, req, &form.values, METHOD_OAUTH2);
     let provider = providers::resolve(form.check(&options.oauth2)?).map_err(unusable)?;
     let sign_in = round_trip(&provider, form)?;
     let target = account::find_target(ctx, &collection, &sign_in)?;
@@ -136,6 +142,7 @@ pub fn auth_with_oauth2(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Out
         mapped: options.oauth2.mapped_fields,
         sign_in,
         present,
+        attempt,
     };
     if prep.is_empty() {
         return Ok(Outcome::Now(job.run(PreparedPasswords::default())?));
@@ -193,6 +200,7 @@ struct SettleJob {
     mapped: crate::collections::auth_options::MappedFields,
     sign_in: SignIn,
     present: PresentOptions,
+    attempt: Attempt,
 }
 
 impl SettleJob {
@@ -216,19 +224,22 @@ impl SettleJob {
                 &self.sign_in,
                 passwords,
             )?;
-            Ok(answer(
-                &ctx,
-                &collection,
-                &settled,
-                &self.sign_in,
-                &self.present,
-            ))
+            // The gate's refusals keep the job's writes, as the rule's did.
+            match complete::gate(&self.app, tx, &collection, &settled.record, &self.attempt) {
+                Ok(None) => {}
+                Ok(Some(challenge)) => return Ok(Ok(challenge)),
+                Err(refused) => return Ok(Err(refused)),
+            }
+            Ok(
+                answer(&ctx, &collection, &settled, &self.sign_in, &self.present)
+                    .map(|reply| Reply::json(&reply)),
+            )
         })?;
-        Ok(Reply::json(&answer?))
+        answer
     }
 }
 
-/// `{token, record, meta}`, or the auth rule's refusal.
+/// `{token, record, meta}`.
 fn answer(
     ctx: &Ctx<'_>,
     collection: &Collection,
@@ -236,11 +247,6 @@ fn answer(
     sign_in: &SignIn,
     present: &PresentOptions,
 ) -> Result<Value, ApiError> {
-    if !auth_api::auth_rule_allows(ctx, collection, &settled.record)? {
-        return Err(ApiError::Forbidden(
-            "The request doesn't satisfy the collection requirements to authenticate.".into(),
-        ));
-    }
     let token = token::issue_auth(collection, &settled.record).map_err(ApiError::internal)?;
     let record = auth_api::owner_view(ctx, collection, &settled.record, &present.expand);
     let mut reply = json!({
