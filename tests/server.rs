@@ -214,6 +214,23 @@ fn env_admin_is_created_at_start_and_can_log_in() {
     ];
     let server = Server::serve(&dir, &envs, &["--encryptionEnv", "PB_ENCRYPTION_KEY"]);
     server.login("_superusers", "env@example.com", "env-pass-1234");
+    // The seed's compose healthcheck, word for word, when wget is installed.
+    if std::process::Command::new("wget")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let url = format!("http://localhost:{}/api/health", server.port);
+        let status = std::process::Command::new("wget")
+            .args(["--no-verbose", "--tries=1", "--spider", &url])
+            .output()
+            .expect("run wget");
+        assert!(
+            status.status.success(),
+            "wget --spider failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
     for sub in ["data.db", "storage", "logs"] {
         assert!(dir.join(sub).exists(), "{sub} is created at start");
     }

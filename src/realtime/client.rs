@@ -64,6 +64,16 @@ impl Message {
             data: data.into(),
         }
     }
+
+    /// A heartbeat comment instead of an event (an empty event name, which
+    /// no real event has): writing it tells whether the peer is still there.
+    pub(crate) fn probe() -> Message {
+        Message::new("", "")
+    }
+
+    pub(crate) fn is_probe(&self) -> bool {
+        self.event.is_empty()
+    }
 }
 
 /// The part of a client the caller manages, changed through `Hub::update`

@@ -68,6 +68,10 @@ struct Inner<A> {
     /// Checked under the registry's write lock, so a stream opened while
     /// shutdown drains the registry is either drained or refused.
     shutting_down: AtomicBool,
+    /// When the caps last made the hub probe for dead peers (ms since the
+    /// hub started); at most one probe a second.
+    last_probe_ms: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
 
 /// What one broadcast did.
@@ -101,6 +105,8 @@ impl<A: AuthKey> Hub<A> {
                 clients: RwLock::new(HashMap::new()),
                 slots,
                 shutting_down: AtomicBool::new(false),
+                last_probe_ms: std::sync::atomic::AtomicU64::new(0),
+                started: std::time::Instant::now(),
             }),
         }
     }
@@ -113,14 +119,51 @@ impl<A: AuthKey> Hub<A> {
     /// address is not trustworthy (e.g. behind a proxy whose forwarding
     /// header is not trusted): then only the total cap applies.
     pub fn reserve(&self, remote_ip: Option<IpAddr>) -> Result<Reservation<A>, ConnectRefused> {
-        match self.inner.slots.take(remote_ip) {
-            Ok(slot) => Ok(Reservation {
-                hub: self.clone(),
-                slot,
-                remote_ip,
-            }),
-            Err(reason) => Err(self.refused(reason)),
+        let slot = match self.inner.slots.take(remote_ip) {
+            Ok(slot) => slot,
+            // A peer that went away keeps its slot until a write to it
+            // fails, and an idle stream writes nothing for minutes. At the
+            // cap, write a heartbeat to everyone and look again.
+            Err(_) if self.probe_for_dead_peers() => self
+                .inner
+                .slots
+                .take(remote_ip)
+                .map_err(|reason| self.refused(reason))?,
+            Err(reason) => return Err(self.refused(reason)),
+        };
+        Ok(Reservation {
+            hub: self.clone(),
+            slot,
+            remote_ip,
+        })
+    }
+
+    /// Writes a heartbeat comment to every client twice, a moment apart
+    /// (the first write to a closed peer only draws its reset; the second
+    /// fails and frees the slot). Runs at most once a second so a flood of
+    /// refused connects cannot keep workers busy; returns whether it ran.
+    fn probe_for_dead_peers(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now_ms = self.inner.started.elapsed().as_millis() as u64;
+        let last = self.inner.last_probe_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < 1000 {
+            return false;
         }
+        let claimed = self
+            .inner
+            .last_probe_ms
+            .compare_exchange(last, now_ms.max(1), Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        if !claimed {
+            return false;
+        }
+        for _ in 0..2 {
+            for entry in self.entries() {
+                let _ = entry.try_queue(Message::probe());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        true
     }
 
     /// Reserves and opens in one call. When a cap refuses the client, the

@@ -66,6 +66,14 @@ pub(crate) fn serve(
                 if closing.load(Ordering::SeqCst) {
                     return StreamEnd::ClosedByHub;
                 }
+                if message.is_probe() {
+                    // A liveness check: not a message, so the idle timer runs on.
+                    if let Err(e) = write_flushed(stream, HEARTBEAT_CHUNK) {
+                        return StreamEnd::WriteFailed(e);
+                    }
+                    last_write = Instant::now();
+                    continue;
+                }
                 let chunk = event_chunk(client_id.as_str(), &message.event, &message.data);
                 if let Err(e) = write_flushed(stream, &chunk) {
                     return StreamEnd::WriteFailed(e);

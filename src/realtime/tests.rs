@@ -412,6 +412,28 @@ fn the_cap_refuses_the_next_client_with_503_and_retry_after() {
 }
 
 #[test]
+fn at_the_cap_peers_that_went_away_are_found_and_their_slots_reused() {
+    let hub = Hub::new(HubConfig {
+        max_clients: 2,
+        ..quick_config()
+    });
+    let server = TestServer::start(&hub);
+    let (gone_a, _) = server.connected_client();
+    let (gone_b, _) = server.connected_client();
+    // Both leave without a word; their idle streams write nothing on their own.
+    drop(gone_a);
+    drop(gone_b);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(hub.open_streams(), 2);
+    // A new client at the cap makes the hub probe, and gets a slot.
+    let (_c, outcome) = server.open_client();
+    assert!(
+        outcome.is_ok(),
+        "expected a slot after the probe, got {outcome:?}"
+    );
+}
+
+#[test]
 fn the_address_cap_applies_only_to_addresses_the_caller_vouches_for() {
     let hub: Hub<String> = Hub::new(HubConfig {
         max_clients_per_ip: Some(1),
