@@ -124,11 +124,7 @@ impl<A: AuthKey> Hub<A> {
             // A peer that went away keeps its slot until a write to it
             // fails, and an idle stream writes nothing for minutes. At the
             // cap, write a heartbeat to everyone and look again.
-            Err(_) if self.probe_for_dead_peers() => self
-                .inner
-                .slots
-                .take(remote_ip)
-                .map_err(|reason| self.refused(reason))?,
+            Err(_) if self.probe_for_dead_peers() => self.take_freed_slot(remote_ip)?,
             Err(reason) => return Err(self.refused(reason)),
         };
         Ok(Reservation {
@@ -138,15 +134,30 @@ impl<A: AuthKey> Hub<A> {
         })
     }
 
+    /// After a probe, dead peers free their slots as their writes fail,
+    /// within milliseconds: look a few times before refusing.
+    fn take_freed_slot(&self, remote_ip: Option<IpAddr>) -> Result<slots::Slot, ConnectRefused> {
+        let mut last = None;
+        for _ in 0..10 {
+            match self.inner.slots.take(remote_ip) {
+                Ok(slot) => return Ok(slot),
+                Err(reason) => last = Some(reason),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(self.refused(last.unwrap_or(Refusal::TooManyClients)))
+    }
+
     /// Writes a heartbeat comment to every client twice, a moment apart
     /// (the first write to a closed peer only draws its reset; the second
-    /// fails and frees the slot). Runs at most once a second so a flood of
-    /// refused connects cannot keep workers busy; returns whether it ran.
+    /// fails and frees the slot). Runs at most four times a second so a
+    /// flood of refused connects cannot keep workers busy; returns whether
+    /// it ran.
     fn probe_for_dead_peers(&self) -> bool {
         use std::sync::atomic::Ordering;
         let now_ms = self.inner.started.elapsed().as_millis() as u64;
         let last = self.inner.last_probe_ms.load(Ordering::Relaxed);
-        if last != 0 && now_ms.saturating_sub(last) < 1000 {
+        if last != 0 && now_ms.saturating_sub(last) < 250 {
             return false;
         }
         let claimed = self
