@@ -1,6 +1,7 @@
-//! Email templates: the default wording of Satchel's auth emails and their
-//! placeholders (`{APP_NAME}`, `{APP_URL}`, `{TOKEN}`, `{OTP}`,
-//! `{ALERT_INFO}`), as stored in an auth collection's options.
+//! Email templates: a subject and body with placeholders (`{APP_NAME}`,
+//! `{APP_URL}`, `{TOKEN}`, `{OTP}`, `{ALERT_INFO}`) and their rendering
+//! into a message. The default wording lives with the auth options of a
+//! collection (`collections::auth_options`); this module only fills it in.
 
 use super::{Address, Message};
 use crate::settings::MetaSettings;
@@ -21,60 +22,22 @@ pub const KINDS: &[&str] = &[
     "login-alert",
 ];
 
-fn paragraphs(lines: &[&str]) -> String {
-    let mut html: String = lines.iter().map(|l| format!("<p>{l}</p>\n")).collect();
-    html.push_str("<p>The {APP_NAME} team</p>");
-    html
-}
-
-/// The default template of a kind, or `None` for an unknown kind.
+/// The default template of a kind, or `None` for an unknown kind: the
+/// same wording a new auth collection stores in its options, so the test
+/// email shows what users will receive.
 pub fn default_template(kind: &str) -> Option<Template> {
-    let (subject, body) = match kind {
-        "verification" => (
-            "Confirm your email for {APP_NAME}",
-            paragraphs(&[
-                "Hi,",
-                "Please confirm that this email address belongs to you:",
-                "<a class=\"btn\" href=\"{APP_URL}/_/#/auth/confirm-verification/{TOKEN}\" target=\"_blank\" rel=\"noopener\">Confirm email</a>",
-                "<i>If you did not sign up, you can safely ignore this message.</i>",
-            ]),
-        ),
-        "password-reset" => (
-            "Password reset for {APP_NAME}",
-            paragraphs(&[
-                "Hi,",
-                "Someone asked to reset the password of your account. Choose a new one here:",
-                "<a class=\"btn\" href=\"{APP_URL}/_/#/auth/confirm-password-reset/{TOKEN}\" target=\"_blank\" rel=\"noopener\">Choose a new password</a>",
-                "<i>If it was not you, ignore this message: your password stays as it is.</i>",
-            ]),
-        ),
-        "email-change" => (
-            "Confirm your new email for {APP_NAME}",
-            paragraphs(&[
-                "Hi,",
-                "Please confirm the new email address of your account:",
-                "<a class=\"btn\" href=\"{APP_URL}/_/#/auth/confirm-email-change/{TOKEN}\" target=\"_blank\" rel=\"noopener\">Confirm new email</a>",
-                "<i>If you did not ask for this change, ignore this message.</i>",
-            ]),
-        ),
-        "otp" => (
-            "Your {APP_NAME} sign-in code",
-            paragraphs(&["Hi,", "Your one-time sign-in code is <strong>{OTP}</strong>.", "<i>If you did not try to sign in, ignore this message.</i>"]),
-        ),
-        "login-alert" => (
-            "New sign-in to your {APP_NAME} account",
-            paragraphs(&[
-                "Hi,",
-                "Your account was just used to sign in from a new location:",
-                "<em>{ALERT_INFO}</em>",
-                "<strong>If this was not you, change your {APP_NAME} password now; that signs out every other session.</strong>",
-            ]),
-        ),
+    use crate::collections::auth_options as defaults;
+    let template = match kind {
+        "verification" => defaults::verification_template(),
+        "password-reset" => defaults::reset_password_template(),
+        "email-change" => defaults::confirm_email_change_template(),
+        "otp" => defaults::otp_template(),
+        "login-alert" => defaults::auth_alert_template(),
         _ => return None,
     };
     Some(Template {
-        subject: subject.to_string(),
-        body,
+        subject: template.subject,
+        body: template.body,
     })
 }
 
