@@ -232,7 +232,8 @@ pub fn list(
     let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
-    let mut stmt = conn.prepare(&sql)?;
+    // Cached: a client repeats the same filter shape with new values.
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
@@ -249,7 +250,9 @@ pub fn count(
 ) -> rusqlite::Result<u64> {
     let mut sql = format!("SELECT COUNT(*) FROM {}", table(collection));
     let params = push_where(&mut sql, filter);
-    let n: i64 = conn.query_row(&sql, params_from_iter(params), |row| row.get(0))?;
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |row| row.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
