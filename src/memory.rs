@@ -41,3 +41,21 @@ pub fn pin_malloc_thresholds(args: &[String]) {
         .exec();
     log::debug!("could not re-execute with fixed malloc thresholds: {err}");
 }
+
+/// Hands the free pages of every malloc arena back to the system. glibc only
+/// ever returns the top of an arena by itself; pages freed in the middle
+/// (a connection's page cache, a finished burst's buffers) stay resident
+/// until `malloc_trim` releases them. Called when a thread goes idle, so an
+/// idle server keeps only what it uses.
+#[allow(unsafe_code)]
+pub fn return_free_pages() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: `malloc_trim` takes a plain integer, touches only the
+    // allocator's own state under its arena locks, and is safe to call from
+    // any thread at any time (glibc documents it as MT-Safe).
+    unsafe {
+        malloc_trim(0);
+    }
+}

@@ -3,7 +3,7 @@
 //! or competes with the data writer. Entries queue in a bounded channel;
 //! when it is full an entry is dropped and counted rather than blocking.
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Entries waiting for the log thread. Past this, entries are dropped and
-/// counted.
+/// counted. The queue is a linked channel that allocates as it fills: a
+/// preallocated one of this size would hold 6 MiB from the start.
 const QUEUE_CAPACITY: usize = 32_768;
 /// Rows per transaction at most.
 const MAX_BATCH: usize = 2048;
@@ -55,7 +56,7 @@ impl RequestLog {
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         crate::store::bootstrap::create_aux_tables(&conn)
             .map_err(|e| format!("cannot create the log tables: {e}"))?;
-        let (queue, entries) = bounded(QUEUE_CAPACITY);
+        let (queue, entries) = unbounded();
         let dropped = Arc::new(AtomicU64::new(0));
         let handle = std::thread::Builder::new()
             .name("satchel-request-log".into())
@@ -64,12 +65,18 @@ impl RequestLog {
         Ok((RequestLog { queue, dropped }, handle))
     }
 
+    /// Queues `entry` without blocking. Workers check the length and send
+    /// in two steps, so the queue may overshoot its capacity by a few
+    /// entries; what matters is that it cannot grow without bound.
     pub fn record(&self, entry: Entry) {
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(entry) {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                log::warn!("request log queue full: {n} entries dropped so far");
-            }
+        if self.queue.len() < QUEUE_CAPACITY {
+            // Fails only once the log thread has stopped (shutdown).
+            let _ = self.queue.send(entry);
+            return;
+        }
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            log::warn!("request log queue full: {n} entries dropped so far");
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::collections::registry::Schema;
 use crate::collections::Collection;
 use crate::records::RecordValues;
 use crate::store::WriteTx;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -57,6 +57,9 @@ pub(super) enum Command {
 
 /// Commands waiting for the dispatcher. Large enough for several full
 /// group-commit batches; each entry is one record, so this bounds memory.
+/// The queue is a linked channel that allocates as it fills (a preallocated
+/// one would hold this many slots from the start); `publish` checks the
+/// length before it sends.
 pub(super) const QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// The writer's end of the dispatcher queue. Cheap to clone.
@@ -86,17 +89,15 @@ impl Publisher {
 
     /// Never blocks: runs on the writer thread.
     fn publish(&self, command: Command) {
-        match self.queue.try_send(command) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                // Order matters: the flag is set before any later command
-                // can be queued, so the dispatcher sees it before them.
-                self.gap.store(true, Ordering::SeqCst);
-                log::error!("realtime: the event queue is full; subscribers will be reconnected");
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                log::warn!("realtime: the dispatcher is not running; event dropped");
-            }
+        if self.queue.len() >= QUEUE_CAPACITY {
+            // Order matters: the flag is set before any later command
+            // can be queued, so the dispatcher sees it before them.
+            self.gap.store(true, Ordering::SeqCst);
+            log::error!("realtime: the event queue is full; subscribers will be reconnected");
+            return;
+        }
+        if self.queue.send(command).is_err() {
+            log::warn!("realtime: the dispatcher is not running; event dropped");
         }
     }
 }

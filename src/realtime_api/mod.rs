@@ -35,7 +35,7 @@ pub use topic::{RuleKind, SubscriptionOptions, Target, Topic};
 
 use crate::auth::Auth;
 use crate::realtime::{Hub, HubConfig};
-use crossbeam_channel::bounded;
+use crossbeam_channel::unbounded;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl Realtime {
     pub fn start(config: HubConfig, db_path: &Path) -> std::io::Result<Realtime> {
         let hub = Hub::new(config);
         let conn = crate::store::open_reader(db_path).map_err(std::io::Error::other)?;
-        let (queue, commands) = bounded(events::QUEUE_CAPACITY);
+        let (queue, commands) = unbounded();
         let gap = Arc::new(AtomicBool::new(false));
         dispatcher::start(hub.clone(), conn, commands, Arc::clone(&gap))?;
         Ok(Realtime {

@@ -63,13 +63,32 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 /// cache back (`release_idle_memory`).
 pub const IDLE_BEFORE_SHRINK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Frees the connection's page cache. Called by a thread that has been idle
-/// for a while, so an idle server holds little memory; the next query
-/// re-reads pages from the OS cache.
+/// Frees the connection's cached statements and page cache, unmaps the pages
+/// of the database file it read, then hands free heap pages back to the
+/// system. Called by a
+/// thread that has been idle for a while, so an idle server holds little
+/// memory; the next query re-reads pages from the OS cache.
 pub fn release_idle_memory(conn: &Connection) {
+    conn.flush_prepared_statement_cache();
     if let Err(e) = conn.execute_batch("PRAGMA shrink_memory;") {
         log::debug!("PRAGMA shrink_memory failed: {e}");
     }
+    if let Err(e) = drop_mapped_pages(conn) {
+        log::debug!("could not drop the mapped pages: {e}");
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    crate::memory::return_free_pages();
+}
+
+/// A connection that reads through a memory map keeps every page it touched
+/// mapped (and counted in the process's resident memory). Setting the limit
+/// to zero and back unmaps the file and maps it afresh, with nothing resident.
+fn drop_mapped_pages(conn: &Connection) -> rusqlite::Result<()> {
+    let limit: i64 = conn.query_row("PRAGMA mmap_size", [], |row| row.get(0))?;
+    if limit > 0 {
+        conn.execute_batch(&format!("PRAGMA mmap_size = 0; PRAGMA mmap_size = {limit};"))?;
+    }
+    Ok(())
 }
 
 /// Quotes an identifier for SQL with backticks, as the reference writes its
