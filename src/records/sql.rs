@@ -118,7 +118,10 @@ pub fn insert(
         columns.join(", ")
     );
     let params = fields.iter().map(|f| to_sql(&f.kind, values.get(&f.name)));
-    conn.execute(&sql, params_from_iter(params))
+    // Cached: preparing an INSERT (constraints, indexes, foreign keys) costs
+    // more than running it, and it runs on the writer thread.
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(params)))
         .map(drop)
         .map_err(|err| classify_write_error(collection, err))
 }
@@ -153,7 +156,8 @@ pub fn update(
         .map(|f| to_sql(&f.kind, values.get(&f.name)))
         .collect();
     params.push(SqlParam::Text(id.to_string()));
-    conn.execute(&sql, params_from_iter(params))
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(params)))
         .map(|changed| changed > 0)
         .map_err(|err| classify_write_error(collection, err))
 }
@@ -163,7 +167,9 @@ pub fn update(
 /// there was no such record.
 pub fn delete(conn: &Connection, collection: &Collection, id: &str) -> rusqlite::Result<bool> {
     let sql = format!("DELETE FROM {} WHERE `id` = ?", table(collection));
-    conn.execute(&sql, [id]).map(|deleted| deleted > 0)
+    conn.prepare_cached(&sql)?
+        .execute([id])
+        .map(|deleted| deleted > 0)
 }
 
 /// The record `id`, or `None`.

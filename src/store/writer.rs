@@ -233,7 +233,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
 /// Runs one job in `SAVEPOINT job`; returns its after-commit actions if it
 /// kept its changes, or an empty list after rolling it back.
 fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) -> Vec<AfterCommit> {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    if let Err(e) = run_cached(conn, "SAVEPOINT job") {
         log::error!("writer: SAVEPOINT failed: {e}");
         job.run(&mut WriteTx {
             conn,
@@ -251,16 +251,25 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) -> Vec<AfterCommit> {
         return Vec::new();
     }
     if keep {
-        if let Err(e) = conn.execute_batch("RELEASE job") {
+        if let Err(e) = run_cached(conn, "RELEASE job") {
             log::error!("writer: RELEASE failed: {e}");
         }
         actions
     } else {
-        if let Err(e) = conn.execute_batch("ROLLBACK TO job; RELEASE job") {
+        let rolled_back =
+            run_cached(conn, "ROLLBACK TO job").and_then(|_| run_cached(conn, "RELEASE job"));
+        if let Err(e) = rolled_back {
             log::error!("writer: ROLLBACK TO failed: {e}");
         }
         Vec::new()
     }
+}
+
+/// Runs one statement through the connection's statement cache: every job
+/// opens and releases a savepoint, and parsing those each time would be a
+/// fixed cost on the one thread all writes pass through.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 #[cfg(test)]
