@@ -39,8 +39,9 @@ const STREAMS_GRACE: Duration = Duration::from_secs(2);
 impl RunningServer {
     /// Binds `addr` and starts `workers` worker threads.
     pub fn start(app: Arc<App>, addr: &str, workers: usize) -> Result<RunningServer, String> {
-        let http =
-            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = listen(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let http = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local_addr = http
             .server_addr()
             .to_ip()
@@ -92,6 +93,40 @@ impl RunningServer {
             let _ = worker.join();
         }
     }
+}
+
+/// Pending connections the kernel queues before the acceptor takes them.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds `addr` (the first of its addresses that binds) with TCP_NODELAY,
+/// which Linux passes on to every accepted connection. A response is written
+/// in more than one piece (head, then body); with Nagle's algorithm on, the
+/// last piece waits for the client to acknowledge the first, and clients
+/// delay that by up to 40 ms.
+fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last_error = None;
+    for candidate in addr.to_socket_addrs()? {
+        let socket = Socket::new(
+            Domain::for_address(candidate),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        // As std's TcpListener::bind does: a restart can rebind at once.
+        socket.set_reuse_address(true)?;
+        socket.set_tcp_nodelay(true)?;
+        match socket
+            .bind(&candidate.into())
+            .and_then(|_| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
 }
 
 /// `--queryTimeout` on a worker's connection: SQLite calls a progress
