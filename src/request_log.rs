@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Entries waiting for the log thread. Past this, entries are dropped and
 /// counted. The queue is a linked channel that allocates as it fills: a
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const QUEUE_CAPACITY: usize = 32_768;
 /// Rows per transaction at most.
 const MAX_BATCH: usize = 2048;
-/// How long the thread gathers entries after the first one before it
+/// How long the thread lets entries gather after the first one before it
 /// commits them. A commit rewrites the last pages of the table and of its
 /// three indexes whatever the number of rows, so under load a few large
 /// transactions cost a fraction of many small ones; a log row appearing a
@@ -90,6 +90,8 @@ fn write_loop(conn: Connection, entries: Receiver<Entry>) {
             Ok(entry) => entry,
             Err(RecvTimeoutError::Timeout) => {
                 if std::mem::take(&mut busy_since_shrink) {
+                    // A burst may have grown it to thousands of entries.
+                    batch = Vec::new();
                     crate::store::release_idle_memory(&conn);
                 }
                 continue;
@@ -98,22 +100,17 @@ fn write_loop(conn: Connection, entries: Receiver<Entry>) {
         };
         busy_since_shrink = true;
         batch.push(first);
-        gather(&entries, &mut batch, Instant::now() + BATCH_WINDOW);
-        if let Err(e) = insert_batch(&conn, &batch, &mut ids) {
-            log::error!("writing request logs failed: {e}");
+        // Let the window's entries pile up in the queue and take them all
+        // at once: receiving them one by one would wake this thread for
+        // every request.
+        std::thread::sleep(BATCH_WINDOW);
+        batch.extend(entries.try_iter());
+        for rows in batch.chunks(MAX_BATCH) {
+            if let Err(e) = insert_batch(&conn, rows, &mut ids) {
+                log::error!("writing request logs failed: {e}");
+            }
         }
         batch.clear();
-    }
-}
-
-/// Adds entries to `batch` until it is full, `deadline` passes or the
-/// server is shutting down (the queue is closed and empty).
-fn gather(entries: &Receiver<Entry>, batch: &mut Vec<Entry>, deadline: Instant) {
-    while batch.len() < MAX_BATCH {
-        match entries.recv_deadline(deadline) {
-            Ok(entry) => batch.push(entry),
-            Err(_) => return,
-        }
     }
 }
 
