@@ -95,7 +95,10 @@ fn count_existing(conn: &Connection, target: &Collection, ids: &[&str]) -> rusql
         quote_ident(&target.name)
     );
     let list = Value::from(ids.to_vec()).to_string();
-    let n: i64 = conn.query_row(&sql, [list], |row| row.get(0))?;
+    // Cached: every write with a relation field runs it on the writer thread.
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row([list], |row| row.get(0))?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
