@@ -21,7 +21,7 @@ use super::wire::{push_event_chunk, HEARTBEAT_CHUNK};
 use super::Clock;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A writer's buffer above this is given back after use, so one huge
@@ -44,12 +44,18 @@ struct Pool {
 
 /// What the watch sees of one writer thread.
 struct Writer {
-    /// When the write in progress started on the hub's clock; 0 = none.
-    busy_since_ms: AtomicU64,
-    /// The client it holds, if any.
-    current: Mutex<Option<Arc<Outlet>>>,
+    /// The write in progress, if any. Set and cleared around each write,
+    /// and read by the watch under the same lock, so the watch can never
+    /// blame a client the writer has already moved past.
+    busy: Mutex<Option<Busy>>,
     /// Replaced after a stuck write: exits once that write returns.
     retired: AtomicBool,
+}
+
+struct Busy {
+    /// When the write started, on the hub's clock.
+    since_ms: u64,
+    outlet: Arc<Outlet>,
 }
 
 impl Writers {
@@ -77,24 +83,26 @@ impl Writers {
     /// Lets go of the clients whose write has been blocked since before
     /// `now_ms - stall_ms` and starts a replacement for each stuck writer.
     pub(crate) fn retire_stuck(&self, now_ms: u64, stall_ms: u64) {
-        let stuck: Vec<Arc<Writer>> = lock(&self.pool.writers)
-            .iter()
-            .filter(|w| {
-                let since = w.busy_since_ms.load(Ordering::SeqCst);
-                since != 0 && now_ms.saturating_sub(since) >= stall_ms
-            })
-            .filter(|w| !w.retired.swap(true, Ordering::SeqCst))
-            .cloned()
-            .collect();
-        for writer in stuck {
-            if let Some(outlet) = lock(&writer.current).clone() {
-                log::warn!(
-                    "realtime client {} stopped reading; disconnecting it",
-                    outlet.id
-                );
-                outlet.close(StreamEnd::Stalled);
-                outlet.depart();
-            }
+        let writers: Vec<Arc<Writer>> = lock(&self.pool.writers).clone();
+        for writer in writers {
+            let outlet = {
+                let busy = lock(&writer.busy);
+                match busy.as_ref() {
+                    Some(b) if now_ms.saturating_sub(b.since_ms) >= stall_ms => {
+                        if writer.retired.swap(true, Ordering::SeqCst) {
+                            continue;
+                        }
+                        Arc::clone(&b.outlet)
+                    }
+                    _ => continue,
+                }
+            };
+            log::warn!(
+                "realtime client {} stopped reading; disconnecting it",
+                outlet.id
+            );
+            outlet.close(StreamEnd::Stalled);
+            outlet.depart();
             if let Err(e) = spawn_writer(&self.pool) {
                 log::error!("realtime: could not start a replacement writer: {e}");
             }
@@ -104,8 +112,7 @@ impl Writers {
 
 fn spawn_writer(pool: &Arc<Pool>) -> std::io::Result<()> {
     let writer = Arc::new(Writer {
-        busy_since_ms: AtomicU64::new(0),
-        current: Mutex::new(None),
+        busy: Mutex::new(None),
         retired: AtomicBool::new(false),
     });
     lock(&pool.writers).push(Arc::clone(&writer));
@@ -127,11 +134,10 @@ fn spawn_writer(pool: &Arc<Pool>) -> std::io::Result<()> {
 fn run_writer(pool: &Pool, me: &Arc<Writer>) {
     let mut buffer = Vec::new();
     while let Ok(outlet) = pool.ready.recv() {
-        *lock(&me.current) = Some(Arc::clone(&outlet));
         let served = catch_unwind(AssertUnwindSafe(|| {
             serve(&outlet, me, &pool.clock, &mut buffer)
         }));
-        me.busy_since_ms.store(0, Ordering::SeqCst);
+        *lock(&me.busy) = None;
         if served.is_err() {
             log::error!(
                 "realtime writer panicked on client {}; closing its stream",
@@ -140,7 +146,6 @@ fn run_writer(pool: &Pool, me: &Arc<Writer>) {
             outlet.finish(&StreamEnd::ClosedByHub);
             buffer = Vec::new();
         }
-        *lock(&me.current) = None;
         if buffer.capacity() > KEEP_BUFFER_BYTES {
             buffer = Vec::new();
         }
@@ -153,7 +158,7 @@ fn run_writer(pool: &Pool, me: &Arc<Writer>) {
 
 /// Writes what the client has waiting, in one write per round, until it has
 /// nothing left or its stream ends.
-fn serve(outlet: &Outlet, me: &Writer, clock: &Clock, buffer: &mut Vec<u8>) {
+fn serve(outlet: &Arc<Outlet>, me: &Writer, clock: &Clock, buffer: &mut Vec<u8>) {
     loop {
         let messages = match outlet.next_step() {
             Step::Idle => return,
@@ -165,9 +170,12 @@ fn serve(outlet: &Outlet, me: &Writer, clock: &Clock, buffer: &mut Vec<u8>) {
         };
         buffer.clear();
         let with_message = frame(outlet, &messages, buffer);
-        me.busy_since_ms.store(clock.now_ms(), Ordering::SeqCst);
+        *lock(&me.busy) = Some(Busy {
+            since_ms: clock.now_ms(),
+            outlet: Arc::clone(outlet),
+        });
         let written = outlet.write(buffer);
-        me.busy_since_ms.store(0, Ordering::SeqCst);
+        *lock(&me.busy) = None;
         match written {
             Ok(()) => outlet.wrote(clock.now_ms(), with_message),
             Err(e) => {
