@@ -10,7 +10,8 @@
 #   scripts/idle-subscribers.sh [BIN] [N] [SECONDS]
 #
 # Alternates the two conditions over ROUNDS (default 2) so machine noise
-# falls on both; each throughput is the median over the rounds.
+# falls on both (odd rounds measure with subscribers first); each
+# throughput is the median over the rounds.
 # KEEPALIVE=1 opens the streams as browsers do (keep-alive connections, each
 # of which holds a tiny_http connection thread); by default they are opened
 # like the bench's probe, with `Connection: close` (node without an agent),
@@ -118,24 +119,34 @@ threads() { awk '/^Threads:/ {print $2}' "/proc/$srv/status"; }
 settle() { sleep 2; }
 
 declare -a h0 v0 h1 v1
-wrk -t2 -c32 -d2s "$base/api/health" >/dev/null 2>&1   # warm-up
-for ((r = 0; r < rounds; r++)); do
+without() {
   settle
   rss0=$(rss_kib); t0=$(threads)
   h0+=("$(rps "$base/api/health")"); v0+=("$(rps "$base/api/collections/posts/records/$record_id")")
-
+}
+with() {
   node "$work/subscribers.mjs" "$base" "$n" "${KEEPALIVE:-0}" >"$work/subs.out" 2>"$work/subs.err" &
   subs=$!
-  for _ in $(seq 1 600); do grep -q ready "$work/subs.out" 2>/dev/null && break; kill -0 "$subs" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 1200); do grep -q ready "$work/subs.out" 2>/dev/null && break; kill -0 "$subs" 2>/dev/null || break; sleep 0.1; done
   grep -q ready "$work/subs.out" || { cat "$work/subs.err"; echo "subscribers did not connect"; exit 1; }
   settle
   rss1=$(rss_kib); t1=$(threads)
   h1+=("$(rps "$base/api/health")"); v1+=("$(rps "$base/api/collections/posts/records/$record_id")")
   kill "$subs"; wait "$subs" 2>/dev/null || true; subs=
-  echo "round $((r + 1)): RSS $rss0 -> $rss1 KiB, threads $t0 -> $t1, health ${h0[-1]} -> ${h1[-1]}, view ${v0[-1]} -> ${v1[-1]} req/s" >&2
-  [ "$r" = 0 ] && per_sub=$(python3 -c "print(($rss1 - $rss0) / $n)") && threads_added=$((t1 - t0))
-  # the subscribers' sockets close with the node process; give the heartbeats time to free them
+  # the sockets close with the node process; the heartbeats (5 s) free them
   sleep 12
+}
+wrk -t2 -c32 -d2s "$base/api/health" >/dev/null 2>&1   # warm-up
+# Odd rounds measure with subscribers first, so a drift in the machine's
+# load does not always land on the same side.
+for ((r = 0; r < rounds; r++)); do
+  if ((r % 2 == 0)); then
+    without; with
+    ((r == 0)) && per_sub=$(python3 -c "print(($rss1 - $rss0) / $n)") && threads_added=$((t1 - t0))
+  else
+    with; without
+  fi
+  echo "round $((r + 1)): health ${h0[-1]} without, ${h1[-1]} with; view ${v0[-1]} without, ${v1[-1]} with (req/s)" >&2
 done
 
 python3 - "$n" "${h0[*]}" "${h1[*]}" "${v0[*]}" "${v1[*]}" "$per_sub" "$threads_added" <<'PY'
