@@ -47,7 +47,7 @@ pub struct ServeFlags {
     pub realtime_max_clients: usize,
     /// Open realtime streams per client address; 0 = no per-address cap.
     pub realtime_max_clients_per_ip: usize,
-    /// Seconds between SSE comment heartbeats; 0 = none (as the reference).
+    /// Seconds of quiet before an SSE comment heartbeat; 0 = none (as the reference).
     pub realtime_heartbeat_secs: u64,
 }
 
@@ -136,11 +136,11 @@ Flags:
   --http ADDR             serve: TCP address to listen on (default \"127.0.0.1:8090\")
   --origins LIST          serve: comma separated CORS origins (default \"*\")
   --workers N             serve: request worker threads (default 2 per core)
-  --realtimeMaxClients N  serve: open realtime streams in total (default 1000; beyond: 503)
+  --realtimeMaxClients N  serve: open realtime streams in total (default: what ulimit -n affords, 100..10000; beyond: 503)
   --realtimeMaxClientsPerIP N
                           serve: open realtime streams per client address (default 100, 0 = no cap)
   --realtimeHeartbeat SECS
-                          serve: SSE comment every SECS to notice dead clients sooner (default 0 = off)
+                          serve: SSE comment after SECS of quiet, to notice dead clients (default 5, 0 = off)
 
 Environment:
   POCKETBASE_ADMIN_EMAIL, POCKETBASE_ADMIN_PASSWORD   serve upserts this superuser at start
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(hub.heartbeat, Some(std::time::Duration::from_secs(30)));
         let defaults = ServeFlags::default().realtime_config();
         assert_eq!(defaults.max_clients_per_ip, Some(100));
-        assert_eq!(defaults.heartbeat, None);
+        assert_eq!(defaults.heartbeat, Some(std::time::Duration::from_secs(5)));
         assert!(parse(&args("serve --realtimeMaxClients many")).is_err());
     }
 

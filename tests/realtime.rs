@@ -1104,6 +1104,35 @@ fn the_client_cap_answers_503_and_a_disconnect_frees_the_slot() {
 }
 
 #[test]
+fn a_client_that_leaves_frees_its_slot_with_no_event_sent() {
+    let tmp = TempDir::new("rt-leave");
+    let server = serve(
+        &tmp,
+        json!({}),
+        &["--realtimeMaxClients", "1", "--realtimeHeartbeat", "1"],
+    );
+    let first = open(&server);
+    assert_eq!(first.subscribe(&server, &["notes/*"], None), 204);
+    let gone = first.id.clone();
+    // the client closes its socket; nothing is written to it by anyone
+    drop(first);
+    // the heartbeats find it gone: a bound on the wait, not a speed check
+    let deadline = Instant::now() + 4 * ARRIVES;
+    let second = loop {
+        if let Ok(stream) = open_stream(server.port, &[]) {
+            break stream;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot of a closed client was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    subscribe(&server, &gone, &[], None).assert_error(404);
+    assert_eq!(second.subscribe(&server, &["notes/*"], None), 204);
+}
+
+#[test]
 fn the_per_address_cap_counts_real_client_addresses_only() {
     let tmp = TempDir::new("rt-per-ip");
     let server = serve(&tmp, json!({}), &["--realtimeMaxClientsPerIP", "1"]);

@@ -5,11 +5,10 @@
 //! receive what, is the caller's business.
 
 use super::error::HubError;
-use super::queue::{Outbox, QueueError};
+use super::outlet::Outlet;
 use super::HubConfig;
 use std::borrow::Borrow;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// What a caller may bind as a client's auth: anything comparable and cheap
@@ -175,50 +174,26 @@ impl<A> ClientView<A> {
     }
 }
 
-/// A registered client. The sender thread does not hold this (only the
-/// `closing` flag), so dropping the entry's queue end is what wakes it.
+/// A registered client: its outgoing side (shared with the writers) and
+/// the state the caller manages.
 pub(crate) struct ClientEntry<A> {
     pub(crate) id: ClientId,
-    /// `None` once the client is closing: nothing more can be queued, and
-    /// the sender sees its channel disconnect.
-    outbox: Mutex<Option<Outbox>>,
-    /// Shared with the sender thread: set before the queue end is dropped
-    /// so the sender skips whatever is still queued and ends the stream.
-    pub(crate) closing: Arc<AtomicBool>,
+    pub(crate) outlet: Arc<Outlet>,
     state: Mutex<ClientState<A>>,
 }
 
 impl<A: AuthKey> ClientEntry<A> {
     pub(crate) fn new(
         id: ClientId,
-        outbox: Outbox,
+        outlet: Arc<Outlet>,
         remote_ip: Option<IpAddr>,
         config: &HubConfig,
     ) -> Self {
         ClientEntry {
             id,
-            outbox: Mutex::new(Some(outbox)),
-            closing: Arc::new(AtomicBool::new(false)),
+            outlet,
             state: Mutex::new(ClientState::new(remote_ip, config)),
         }
-    }
-}
-
-impl<A> ClientEntry<A> {
-    /// Queues without ever blocking the caller.
-    pub(crate) fn try_queue(&self, message: Message) -> Result<(), QueueError> {
-        let outbox = lock(&self.outbox);
-        match outbox.as_ref() {
-            Some(outbox) => outbox.try_push(message),
-            None => Err(QueueError::Closed),
-        }
-    }
-
-    /// Marks the client closing and drops the queue end, which wakes the
-    /// sender to write the end of the stream. Idempotent.
-    pub(crate) fn close(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        lock(&self.outbox).take();
     }
 }
 
@@ -246,7 +221,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::queue::{queue, Inbox, Limits};
     use super::*;
 
     fn state() -> ClientState<String> {
@@ -313,18 +287,25 @@ mod tests {
         );
     }
 
-    fn entry(max_messages: usize) -> (ClientEntry<String>, Inbox) {
-        let (outbox, inbox) = queue(Limits {
-            max_messages,
-            max_bytes: 1 << 20,
-        });
-        let entry = ClientEntry::new(ClientId::random(), outbox, None, &HubConfig::default());
-        (entry, inbox)
+    fn entry() -> ClientEntry<String> {
+        let slots = super::super::slots::Slots::new(1, None);
+        let id = ClientId::random();
+        let outlet = Outlet::new(
+            id.clone(),
+            Box::new(Vec::new()),
+            slots.take(None).unwrap(),
+            super::super::outlet::Limits {
+                max_messages: 1,
+                max_bytes: 1 << 20,
+            },
+            0,
+        );
+        ClientEntry::new(id, Arc::new(outlet), None, &HubConfig::default())
     }
 
     #[test]
     fn a_view_matches_subscriptions_exactly() {
-        let (entry, _inbox) = entry(1);
+        let entry = entry();
         entry
             .state()
             .replace_subscriptions(strings(&["posts/*"]))
@@ -332,26 +313,5 @@ mod tests {
         let view = entry.view();
         assert!(view.has_subscription("posts/*"));
         assert!(!view.has_subscription("posts"));
-    }
-
-    #[test]
-    fn a_closed_entry_queues_nothing() {
-        let (entry, inbox) = entry(1);
-        assert!(entry.try_queue(Message::new("e", "1")).is_ok());
-        assert!(matches!(
-            entry.try_queue(Message::new("e", "2")),
-            Err(QueueError::Full)
-        ));
-        entry.close();
-        assert!(matches!(
-            entry.try_queue(Message::new("e", "3")),
-            Err(QueueError::Closed)
-        ));
-        let soon = std::time::Instant::now() + std::time::Duration::from_millis(50);
-        assert_eq!(inbox.recv_deadline(soon).unwrap().data.as_ref(), "1");
-        assert!(
-            inbox.recv_deadline(soon).is_err(),
-            "closing drops the queue end"
-        );
     }
 }

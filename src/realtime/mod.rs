@@ -9,21 +9,31 @@
 //! Threading: a worker validates `GET /api/realtime`, turns the request into
 //! its raw writer (`tiny_http::Request::into_writer`) and calls
 //! [`Hub::connect`], which writes the response head and `PB_CONNECT` and
-//! hands the socket to a small named thread (`satchel-sse`) per client fed
-//! by a bounded queue; the worker goes straight back to the pool. Senders
-//! never block the caller: a full queue drops that client (the SDK
-//! reconnects) instead of stalling everyone else. A write error, the idle
-//! timeout, the lifetime cap, [`Hub::disconnect`] and [`Hub::shutdown`] all
-//! end a stream and free what it held; a panicking sender is caught and
-//! cleaned up like any other ending.
+//! registers the client; the worker goes straight back to the pool. Queuing
+//! never blocks the caller: each client has a bounded backlog (`outlet`),
+//! and a client whose backlog overflows is dropped (the SDK reconnects)
+//! instead of stalling everyone else. A small pool of `satchel-sse` writers
+//! (`writers`) puts the backlogs on the sockets; one `satchel-sse-timers`
+//! thread (`timers`) runs the idle timeout, the lifetime cap, heartbeats
+//! and the watch on stuck writes. A write error, a timer, [`Hub::disconnect`]
+//! and [`Hub::shutdown`] all end a stream and free what it held; a panic
+//! while writing is caught and cleaned up like any other ending.
+//!
+//! A peer that goes away is only seen when a write to it fails: tiny_http
+//! keeps the read half of the connection (and `upgrade` gives a plain GET an
+//! empty reader), and without unsafe code there is no way to poll the
+//! socket. So streams quiet for a `heartbeat` get an SSE comment line; the
+//! first one to a closed peer draws its reset, the next fails and frees the
+//! slot — within two heartbeats.
 
 mod client;
 mod config;
 mod error;
-mod queue;
-mod sender;
+mod outlet;
 mod slots;
+mod timers;
 mod wire;
+mod writers;
 
 #[cfg(test)]
 mod tests;
@@ -34,19 +44,32 @@ pub use error::{ConnectError, ConnectRefused, HubError, Refusal, SendError};
 pub use wire::InvalidHeader;
 
 use client::ClientEntry;
-use queue::{Inbox, Limits, Outbox, QueueError};
-use sender::{serve, write_end_of_stream, write_flushed, StreamEnd, Timers};
+use crossbeam_channel::Sender;
+use outlet::{Limits, Outlet, QueueError, StreamEnd};
 use slots::{Slot, Slots};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
+use writers::Writers;
 
 /// The raw write half of an HTTP connection, as `into_writer` returns it.
 pub type Stream = Box<dyn Write + Send + 'static>;
+
+/// Milliseconds since the hub started, plus one (0 means "never"), so
+/// timestamps fit in atomics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock(Instant);
+
+impl Clock {
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+}
 
 /// The registry of open streams. Cheap to clone: all clones share one hub.
 pub struct Hub<A> {
@@ -68,10 +91,10 @@ struct Inner<A> {
     /// Checked under the registry's write lock, so a stream opened while
     /// shutdown drains the registry is either drained or refused.
     shutting_down: AtomicBool,
-    /// When the caps last made the hub probe for dead peers (ms since the
-    /// hub started); at most one probe a second.
-    last_probe_ms: std::sync::atomic::AtomicU64,
-    started: std::time::Instant,
+    writers: Writers,
+    clock: Clock,
+    /// Dropped with the hub, which stops the timers thread.
+    _stop_timers: Sender<()>,
 }
 
 /// What one broadcast did.
@@ -97,18 +120,41 @@ pub struct Reservation<A> {
 }
 
 impl<A: AuthKey> Hub<A> {
+    /// Creates the hub and starts its writers and timers thread.
+    ///
+    /// # Panics
+    /// If not even one thread can be started: the process is out of
+    /// threads at startup, and a hub that can never write is worse than
+    /// stopping there.
     pub fn new(config: HubConfig) -> Self {
+        Self::start(config).expect("the realtime hub's threads start")
+    }
+
+    /// Like [`Hub::new`], returning the error instead.
+    pub fn start(config: HubConfig) -> io::Result<Self> {
+        let clock = Clock(Instant::now());
         let slots = Slots::new(config.max_clients, config.max_clients_per_ip);
-        Hub {
-            inner: Arc::new(Inner {
-                config,
-                clients: RwLock::new(HashMap::new()),
-                slots,
-                shutting_down: AtomicBool::new(false),
-                last_probe_ms: std::sync::atomic::AtomicU64::new(0),
-                started: std::time::Instant::now(),
-            }),
-        }
+        let writers = Writers::start(config.writers, config.sender_stack_size, clock)?;
+        let (stop_timers, stop) = crossbeam_channel::bounded(1);
+        let tick = timers::tick_for(&config.timers());
+        let inner = Arc::new(Inner {
+            config,
+            clients: RwLock::new(HashMap::new()),
+            slots,
+            shutting_down: AtomicBool::new(false),
+            writers,
+            clock,
+            _stop_timers: stop_timers,
+        });
+        let weak = Arc::downgrade(&inner);
+        timers::start(tick, stop, move || match weak.upgrade() {
+            Some(inner) => {
+                inner.sweep();
+                true
+            }
+            None => false,
+        })?;
+        Ok(Hub { inner })
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -119,62 +165,16 @@ impl<A: AuthKey> Hub<A> {
     /// address is not trustworthy (e.g. behind a proxy whose forwarding
     /// header is not trusted): then only the total cap applies.
     pub fn reserve(&self, remote_ip: Option<IpAddr>) -> Result<Reservation<A>, ConnectRefused> {
-        let slot = match self.inner.slots.take(remote_ip) {
-            Ok(slot) => slot,
-            // A peer that went away keeps its slot until a write to it
-            // fails, and an idle stream writes nothing for minutes. At the
-            // cap, write a heartbeat to everyone and look again.
-            Err(_) if self.probe_for_dead_peers() => self.take_freed_slot(remote_ip)?,
-            Err(reason) => return Err(self.refused(reason)),
-        };
+        let slot = self
+            .inner
+            .slots
+            .take(remote_ip)
+            .map_err(|reason| self.refused(reason))?;
         Ok(Reservation {
             hub: self.clone(),
             slot,
             remote_ip,
         })
-    }
-
-    /// After a probe, dead peers free their slots as their writes fail,
-    /// within milliseconds: look a few times before refusing.
-    fn take_freed_slot(&self, remote_ip: Option<IpAddr>) -> Result<slots::Slot, ConnectRefused> {
-        let mut last = None;
-        for _ in 0..10 {
-            match self.inner.slots.take(remote_ip) {
-                Ok(slot) => return Ok(slot),
-                Err(reason) => last = Some(reason),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        Err(self.refused(last.unwrap_or(Refusal::TooManyClients)))
-    }
-
-    /// Writes a heartbeat comment to every client twice, a moment apart
-    /// (the first write to a closed peer only draws its reset; the second
-    /// fails and frees the slot). Runs at most four times a second so a
-    /// flood of refused connects cannot keep workers busy; returns whether
-    /// it ran.
-    fn probe_for_dead_peers(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        let now_ms = self.inner.started.elapsed().as_millis() as u64;
-        let last = self.inner.last_probe_ms.load(Ordering::Relaxed);
-        if last != 0 && now_ms.saturating_sub(last) < 250 {
-            return false;
-        }
-        let claimed = self
-            .inner
-            .last_probe_ms
-            .compare_exchange(last, now_ms.max(1), Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok();
-        if !claimed {
-            return false;
-        }
-        for _ in 0..2 {
-            for entry in self.entries() {
-                let _ = entry.try_queue(Message::probe());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        true
     }
 
     /// Reserves and opens in one call. When a cap refuses the client, the
@@ -207,11 +207,11 @@ impl<A: AuthKey> Hub<A> {
             return Err(SendError::InvalidEventName);
         }
         let entry = self.entry(client_id).ok_or(SendError::UnknownClient)?;
-        match entry.try_queue(message) {
+        match self.inner.queue(&entry, message) {
             Ok(()) => Ok(()),
             Err(QueueError::Closed) => Err(SendError::UnknownClient),
             Err(QueueError::Full) => {
-                self.drop_slow_client(&entry);
+                self.inner.drop_slow_client(&entry);
                 Err(SendError::ClientDropped)
             }
         }
@@ -233,11 +233,11 @@ impl<A: AuthKey> Hub<A> {
                     report.invalid += 1;
                     continue;
                 }
-                match entry.try_queue(message) {
+                match self.inner.queue(&entry, message) {
                     Ok(()) => report.queued += 1,
                     Err(QueueError::Closed) => break,
                     Err(QueueError::Full) => {
-                        self.drop_slow_client(&entry);
+                        self.inner.drop_slow_client(&entry);
                         report.dropped += 1;
                         break;
                     }
@@ -303,9 +303,9 @@ impl<A: AuthKey> Hub<A> {
         self.read().len()
     }
 
-    /// Sockets still held, counting streams being torn down (a sender stuck
-    /// writing to a peer that stopped reading holds its socket until the
-    /// peer reads or goes away). This is what the caps count.
+    /// Sockets still held, counting streams being torn down (a writer stuck
+    /// on a peer that stopped reading holds its socket until the peer reads
+    /// or goes away). This is what the caps count.
     pub fn open_streams(&self) -> usize {
         self.inner.slots.in_use()
     }
@@ -315,7 +315,7 @@ impl<A: AuthKey> Hub<A> {
         let removed = self.write().remove(client_id);
         match removed {
             Some(entry) => {
-                entry.close();
+                self.inner.close(&entry.outlet, StreamEnd::ClosedByHub);
                 true
             }
             None => false,
@@ -338,8 +338,8 @@ impl<A: AuthKey> Hub<A> {
     }
 
     /// Refuses new streams, ends every open one, and waits up to `grace`
-    /// for their senders to let go of the sockets. Returns how many are
-    /// still held (senders stuck on peers that do not read).
+    /// for the writers to let go of the sockets. Returns how many are
+    /// still held (writers stuck on peers that do not read).
     pub fn shutdown(&self, grace: Duration) -> usize {
         self.inner.slots.refuse_new();
         let drained: Vec<Arc<ClientEntry<A>>> = {
@@ -348,7 +348,7 @@ impl<A: AuthKey> Hub<A> {
             clients.drain().map(|(_, entry)| entry).collect()
         };
         for entry in &drained {
-            entry.close();
+            self.inner.close(&entry.outlet, StreamEnd::ClosedByHub);
         }
         self.inner.slots.wait_until_free(Instant::now() + grace)
     }
@@ -360,25 +360,12 @@ impl<A: AuthKey> Hub<A> {
         }
     }
 
-    fn drop_slow_client(&self, entry: &Arc<ClientEntry<A>>) {
-        log::warn!(
-            "realtime client {} could not keep up with its queue; disconnecting it",
-            entry.id
-        );
-        self.remove_entry(entry);
-    }
-
-    /// Removes this exact entry (not a later one under the same id).
-    fn remove_entry(&self, entry: &Arc<ClientEntry<A>>) {
-        self.inner.remove_if_current(&entry.id, &entry.closing);
-    }
-
     fn entry(&self, client_id: &str) -> Option<Arc<ClientEntry<A>>> {
         self.read().get(client_id).cloned()
     }
 
     fn entries(&self) -> Vec<Arc<ClientEntry<A>>> {
-        self.read().values().cloned().collect()
+        self.inner.entries()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<ClientId, Arc<ClientEntry<A>>>> {
@@ -401,25 +388,95 @@ impl<A> Inner<A> {
         self.clients.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn entries(&self) -> Vec<Arc<ClientEntry<A>>> {
+        self.read().values().cloned().collect()
+    }
+
+    fn queue(&self, entry: &ClientEntry<A>, message: Message) -> Result<(), QueueError> {
+        if entry.outlet.push(message)? {
+            self.writers.schedule(&entry.outlet);
+        }
+        Ok(())
+    }
+
+    fn close(&self, outlet: &Arc<Outlet>, why: StreamEnd) {
+        if outlet.close(why) {
+            self.writers.schedule(outlet);
+        }
+    }
+
+    fn drop_slow_client(&self, entry: &Arc<ClientEntry<A>>) {
+        log::warn!(
+            "realtime client {} could not keep up with its queue; disconnecting it",
+            entry.id
+        );
+        self.remove_if_current(&entry.id, &entry.outlet);
+    }
+
     /// Removes and closes the entry registered under `id` if it is the one
-    /// whose closing flag is `closing`.
-    fn remove_if_current(&self, id: &ClientId, closing: &Arc<AtomicBool>) {
-        let mut clients = self.write();
-        let is_current = clients
-            .get(id)
-            .is_some_and(|entry| Arc::ptr_eq(&entry.closing, closing));
-        if is_current {
-            if let Some(entry) = clients.remove(id) {
-                entry.close();
+    /// with this outlet (not a later client under the same id).
+    fn remove_if_current(&self, id: &ClientId, outlet: &Arc<Outlet>) {
+        let removed = {
+            let mut clients = self.write();
+            let is_current = clients
+                .get(id)
+                .is_some_and(|entry| Arc::ptr_eq(&entry.outlet, outlet));
+            if is_current {
+                clients.remove(id)
+            } else {
+                None
+            }
+        };
+        if let Some(entry) = removed {
+            self.close(&entry.outlet, StreamEnd::ClosedByHub);
+        }
+    }
+
+    /// One look at every timer: stuck writers, then each client's lifetime,
+    /// idle timeout and heartbeat.
+    fn sweep(&self) {
+        let config = &self.config;
+        let now = self.clock.now_ms();
+        self.writers.retire_stuck(now, millis(config.stall_timeout));
+        let heartbeat = config.heartbeat.map(millis);
+        for entry in self.entries() {
+            let outlet = &entry.outlet;
+            if now.saturating_sub(outlet.opened_ms) >= millis(config.max_lifetime) {
+                self.close(outlet, StreamEnd::LifetimeReached);
+            } else if now.saturating_sub(outlet.last_message_ms()) >= millis(config.idle_timeout) {
+                self.close(outlet, StreamEnd::IdleTimeout);
+            } else if heartbeat.is_some_and(|h| now.saturating_sub(outlet.last_write_ms()) >= h) {
+                // Counts as a write only once written, so a slow writer
+                // pool does not queue one per tick.
+                outlet.wrote(now, false);
+                if let Err(QueueError::Full) = self.queue(&entry, Message::probe()) {
+                    self.drop_slow_client(&entry);
+                }
             }
         }
     }
 }
 
+impl<A> Drop for Inner<A> {
+    /// The last handle is gone: end every stream. The writers finish what
+    /// is queued, then see the hub gone and exit.
+    fn drop(&mut self) {
+        let drained: Vec<Arc<ClientEntry<A>>> =
+            self.write().drain().map(|(_, entry)| entry).collect();
+        for entry in &drained {
+            self.close(&entry.outlet, StreamEnd::ClosedByHub);
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl<A: AuthKey> Reservation<A> {
     /// Writes the stream's head and `PB_CONNECT`, registers the client and
-    /// starts its sender. On error nothing stays registered and the slot is
-    /// given back.
+    /// hands it to the writers. On error nothing stays registered and the
+    /// slot is given back.
     ///
     /// The opening is written on the calling worker: a few hundred bytes
     /// into a fresh socket's empty send buffer, which cannot block.
@@ -442,36 +499,46 @@ impl<A: AuthKey> Reservation<A> {
             slot,
             remote_ip,
         } = self;
-        let (outbox, inbox) = hub.new_queue();
-        let Some(entry) = hub.register(outbox, remote_ip) else {
-            let refused = hub.refused(Refusal::ShuttingDown);
-            answer_refusal(&mut *stream, &refused, extra_headers);
-            return Err(ConnectError::Refused(refused));
+        let inner = &hub.inner;
+        let outlet = match inner.register(stream, slot, remote_ip) {
+            Ok(outlet) => outlet,
+            Err(mut stream) => {
+                let refused = hub.refused(Refusal::ShuttingDown);
+                answer_refusal(&mut *stream, &refused, extra_headers);
+                return Err(ConnectError::Refused(refused));
+            }
         };
-        if let Err(e) = write_opening(&mut *stream, &head, &entry.id) {
-            hub.remove_entry(&entry);
-            return Err(ConnectError::Io(e));
+        // Registered but held by this thread: whatever is queued meanwhile
+        // waits until the opening is on the wire.
+        let opening = opening(&head, &outlet.id);
+        if let Err(e) = outlet.write(&opening) {
+            let kind = e.kind();
+            outlet.finish(&StreamEnd::WriteFailed(e));
+            return Err(ConnectError::Io(io::Error::new(
+                kind,
+                "writing the opening failed",
+            )));
         }
-        hub.start_sender(&entry, stream, inbox, slot)
-            .map_err(ConnectError::Io)?;
-        Ok(entry.id.clone())
+        outlet.wrote(inner.clock.now_ms(), true);
+        if outlet.release() {
+            inner.writers.schedule(&outlet);
+        }
+        Ok(outlet.id.clone())
     }
 }
 
-impl<A: AuthKey> Hub<A> {
-    fn new_queue(&self) -> (Outbox, Inbox) {
-        let config = &self.inner.config;
-        queue::queue(Limits {
-            max_messages: config.queue_max_messages.max(1),
-            max_bytes: config.queue_max_bytes,
-        })
-    }
-
-    /// Adds a client under a fresh id; `None` once shutdown has begun.
-    fn register(&self, outbox: Outbox, remote_ip: Option<IpAddr>) -> Option<Arc<ClientEntry<A>>> {
+impl<A: AuthKey> Inner<A> {
+    /// Adds a client under a fresh id, held by the caller until it calls
+    /// `Outlet::release`; gives the stream back once shutdown has begun.
+    fn register(
+        self: &Arc<Self>,
+        stream: Stream,
+        slot: Slot,
+        remote_ip: Option<IpAddr>,
+    ) -> Result<Arc<Outlet>, Stream> {
         let mut clients = self.write();
-        if self.inner.shutting_down.load(Ordering::SeqCst) {
-            return None;
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(stream);
         }
         // 238 bits of randomness make a repeat practically impossible, but
         // overwriting a live client would hand its stream to a stranger.
@@ -479,56 +546,42 @@ impl<A: AuthKey> Hub<A> {
         while clients.contains_key(&id) {
             id = ClientId::random();
         }
+        let limits = Limits {
+            max_messages: self.config.queue_max_messages.max(1),
+            max_bytes: self.config.queue_max_bytes,
+        };
+        let outlet = Arc::new(Outlet::new(
+            id.clone(),
+            stream,
+            slot,
+            limits,
+            self.clock.now_ms(),
+        ));
+        let hub: Weak<Inner<A>> = Arc::downgrade(self);
+        let departing = Arc::downgrade(&outlet);
+        let departing_id = id.clone();
+        outlet.on_departure(Box::new(move || {
+            if let (Some(inner), Some(outlet)) = (hub.upgrade(), departing.upgrade()) {
+                inner.remove_if_current(&departing_id, &outlet);
+            }
+        }));
         let entry = Arc::new(ClientEntry::new(
             id.clone(),
-            outbox,
+            Arc::clone(&outlet),
             remote_ip,
-            &self.inner.config,
+            &self.config,
         ));
-        clients.insert(id, Arc::clone(&entry));
-        Some(entry)
-    }
-
-    /// Hands the stream to a new `satchel-sse` thread. If the thread cannot
-    /// start, its closure is dropped right here: the stream gets its last
-    /// chunk, the client is unregistered and the slot given back.
-    fn start_sender(
-        &self,
-        entry: &ClientEntry<A>,
-        stream: Stream,
-        inbox: Inbox,
-        slot: Slot,
-    ) -> io::Result<()> {
-        let config = &self.inner.config;
-        let stream = EndOnDrop {
-            inner: stream,
-            usable: true,
-        };
-        let departure = Departure {
-            hub: Arc::downgrade(&self.inner),
-            id: entry.id.clone(),
-            closing: Arc::clone(&entry.closing),
-            _slot: slot,
-        };
-        let timers = Timers {
-            idle_timeout: config.idle_timeout,
-            max_lifetime: config.max_lifetime,
-            heartbeat: config.heartbeat,
-        };
-        std::thread::Builder::new()
-            .name("satchel-sse".into())
-            .stack_size(config.sender_stack_size)
-            .spawn(move || run_sender(stream, inbox, timers, departure))
-            .map(drop)
+        clients.insert(id, entry);
+        Ok(outlet)
     }
 }
 
-/// The response head and the `PB_CONNECT` event, flushed together.
-fn write_opening(stream: &mut dyn Write, head: &str, id: &ClientId) -> io::Result<()> {
+/// The response head and the `PB_CONNECT` event, written together.
+fn opening(head: &str, id: &ClientId) -> Vec<u8> {
     let connect_data = serde_json::json!({ "clientId": id.as_str() }).to_string();
     let mut opening = head.as_bytes().to_vec();
-    opening.extend_from_slice(&wire::event_chunk(id.as_str(), "PB_CONNECT", &connect_data));
-    write_flushed(stream, &opening)
+    wire::push_event_chunk(&mut opening, id.as_str(), "PB_CONNECT", &connect_data);
+    opening
 }
 
 fn answer_refusal(stream: &mut dyn Write, refused: &ConnectRefused, extra: &[(&str, &str)]) {
@@ -541,66 +594,13 @@ fn answer_refusal(stream: &mut dyn Write, refused: &ConnectRefused, extra: &[(&s
     }
 }
 
-/// The body of a sender thread: serve until the stream ends, end it
-/// cleanly, and let `departure` free everything — even after a panic.
-fn run_sender<A>(mut stream: EndOnDrop, queue: Inbox, timers: Timers, departure: Departure<A>) {
-    let id = &departure.id;
-    let served = catch_unwind(AssertUnwindSafe(|| {
-        serve(id, &mut *stream.inner, &queue, &departure.closing, timers)
-    }));
-    match served {
-        Ok(end) => {
-            stream.usable = end.socket_usable();
-            log::debug!("realtime client {id} closed: {}", describe(&end));
-        }
-        // Chunks are built before they are written, so the stream is almost
-        // surely at a chunk boundary: `EndOnDrop` still tries to end it.
-        Err(_) => log::error!("realtime sender for client {id} panicked; closing its stream"),
-    }
-    // The socket is ended and let go before `departure` gives the slot back.
-    drop(stream);
+pub(crate) fn write_flushed(stream: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes)?;
+    stream.flush()
 }
 
-/// The client's stream, ended with the last chunk when dropped unless a
-/// write already failed. Also covers a sender thread that never started,
-/// so a client is not left waiting on a silent connection.
-struct EndOnDrop {
-    inner: Stream,
-    usable: bool,
-}
-
-impl Drop for EndOnDrop {
-    fn drop(&mut self) {
-        if self.usable {
-            write_end_of_stream(&mut *self.inner);
-        }
-    }
-}
-
-fn describe(end: &StreamEnd) -> String {
-    match end {
-        StreamEnd::IdleTimeout => "idle timeout".into(),
-        StreamEnd::LifetimeReached => "lifetime reached".into(),
-        StreamEnd::ClosedByHub => "disconnected by the hub".into(),
-        StreamEnd::WriteFailed(e) => format!("write failed ({e})"),
-    }
-}
-
-/// Held by a sender thread; dropping it (normal exit or unwinding)
-/// unregisters the client and then gives back its slot.
-struct Departure<A> {
-    hub: Weak<Inner<A>>,
-    id: ClientId,
-    closing: Arc<AtomicBool>,
-    _slot: Slot,
-}
-
-impl<A> Drop for Departure<A> {
-    fn drop(&mut self) {
-        self.closing.store(true, Ordering::SeqCst);
-        if let Some(inner) = self.hub.upgrade() {
-            inner.remove_if_current(&self.id, &self.closing);
-        }
-        // `_slot` is dropped right after this, giving the slot back.
-    }
+/// Ends the chunked body so the connection can be reused and the client
+/// reconnects. Best effort: the peer may already be gone.
+pub(crate) fn write_end_of_stream(stream: &mut dyn Write) {
+    let _ = write_flushed(stream, wire::END_OF_STREAM);
 }

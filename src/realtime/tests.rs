@@ -300,7 +300,7 @@ fn a_stalled_client_is_dropped_while_another_keeps_receiving() {
     });
 
     // The stalled client never reads: once the socket buffers are full its
-    // sender blocks, its backlog passes the byte limit, and it is dropped.
+    // writer blocks, its backlog passes the byte limit, and it is dropped.
     // The healthy one gets the same burst of 200 and keeps up.
     let big: Arc<str> = Arc::from(format!("\"{}\"", "x".repeat(256 * 1024)));
     let mut outcome = Ok(());
@@ -319,10 +319,10 @@ fn a_stalled_client_is_dropped_while_another_keeps_receiving() {
     let expected: Vec<String> = (0..200).map(|i| i.to_string()).collect();
     assert_eq!(seen, expected);
 
-    // Its sender still holds the socket while stuck writing; once the peer
+    // Its writer still holds the socket while stuck writing; once the peer
     // goes away the write fails and the slot comes back.
     drop(stalled);
-    wait_until("the stalled sender lets go", || hub.open_streams() == 1);
+    wait_until("the stuck writer lets go", || hub.open_streams() == 1);
 }
 
 #[test]
@@ -412,25 +412,75 @@ fn the_cap_refuses_the_next_client_with_503_and_retry_after() {
 }
 
 #[test]
-fn at_the_cap_peers_that_went_away_are_found_and_their_slots_reused() {
+fn peers_that_went_away_free_their_slots_by_the_heartbeats_alone() {
     let hub = Hub::new(HubConfig {
         max_clients: 2,
+        heartbeat: Some(Duration::from_millis(50)),
         ..quick_config()
     });
     let server = TestServer::start(&hub);
     let (gone_a, _) = server.connected_client();
     let (gone_b, _) = server.connected_client();
-    // Both leave without a word; their idle streams write nothing on their own.
+    // Both leave without a word, and nothing is sent to them: the
+    // heartbeats draw their resets, the next ones fail.
     drop(gone_a);
     drop(gone_b);
-    std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(hub.open_streams(), 2);
-    // A new client at the cap makes the hub probe, and gets a slot.
+    wait_until("both slots are free", || hub.open_streams() == 0);
+    assert_eq!(hub.client_count(), 0);
     let (_c, outcome) = server.open_client();
-    assert!(
-        outcome.is_ok(),
-        "expected a slot after the probe, got {outcome:?}"
-    );
+    assert!(outcome.is_ok(), "expected a slot, got {outcome:?}");
+}
+
+#[test]
+fn a_heartbeat_is_a_comment_line_that_leaves_the_events_intact() {
+    let hub = Hub::new(HubConfig {
+        heartbeat: Some(Duration::from_millis(40)),
+        ..quick_config()
+    });
+    let (id, buf) = memory_client(&hub);
+    wait_until("a heartbeat is written", || {
+        buf.text()
+            .contains(std::str::from_utf8(wire::HEARTBEAT_CHUNK).unwrap())
+    });
+    hub.send(id.as_str(), "e", "1").unwrap();
+    wait_until("the event is written", || buf.text().contains("data:1\n"));
+    // No blank line anywhere but at the end of each event: a client that
+    // splits the body at blank lines sees PB_CONNECT and the event only.
+    let body: String = buf
+        .text()
+        .split("\r\n")
+        .skip_while(|line| !line.is_empty())
+        .skip(1)
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, payload)| payload)
+        .collect();
+    let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 2, "{body:?}");
+    assert!(events[1].contains("event:e\ndata:1"), "{body:?}");
+}
+
+#[test]
+fn a_write_stuck_on_a_peer_that_stopped_reading_does_not_hold_up_the_others() {
+    // One writer only: without the watch, the stuck write would hold
+    // every other client until the peer reads.
+    let hub = Hub::new(HubConfig {
+        writers: 1,
+        stall_timeout: Duration::from_millis(200),
+        ..quick_config()
+    });
+    let server = TestServer::start(&hub);
+    let (stalled, stalled_id) = server.connected_client();
+    let (mut healthy, healthy_id) = server.connected_client();
+    let big: Arc<str> = Arc::from(format!("\"{}\"", "x".repeat(32 << 20)));
+    hub.send(stalled_id.as_str(), "big", big).unwrap();
+    wait_until("the stalled client is let go", || {
+        hub.client(stalled_id.as_str()).is_none()
+    });
+    hub.send(healthy_id.as_str(), "small", "1").unwrap();
+    assert_eq!(healthy.read_event().unwrap().data, "1");
+    drop(stalled);
+    wait_until("the stuck socket is let go", || hub.open_streams() == 1);
 }
 
 #[test]
@@ -641,7 +691,7 @@ impl Write for PanicsOnBoom {
 }
 
 #[test]
-fn a_panicking_sender_is_cleaned_up_and_the_hub_keeps_working() {
+fn a_panicking_write_is_cleaned_up_and_the_hub_keeps_working() {
     let hub = Hub::new(quick_config());
     let buf = SharedBuf::default();
     let id = hub
@@ -706,7 +756,7 @@ fn measure_idle_client_memory() {
     let after = resident_kib();
     println!(
         "{CLIENTS} idle clients: RSS {before} KiB -> {after} KiB, {:.1} KiB per client \
-         (tiny_http connection thread + satchel-sse sender + state; client sockets are in the kernel)",
+         (tiny_http connection thread + state; client sockets are in the kernel)",
         (after.saturating_sub(before)) as f64 / CLIENTS as f64
     );
     assert_eq!(hub.client_count(), CLIENTS);

@@ -7,14 +7,18 @@
 //! boundary it cannot explain.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// The chunk that ends a chunked body. The connection then goes back to
 /// keep-alive and the SDK's EventSource reconnects.
 pub const END_OF_STREAM: &[u8] = b"0\r\n\r\n";
 
-/// An SSE comment (`:` + blank line) in its own chunk; every EventSource
-/// ignores it, but writing it exposes a dead peer.
-pub const HEARTBEAT_CHUNK: &[u8] = b"3\r\n:\n\n\r\n";
+/// An SSE comment line in its own chunk, written to streams that have been
+/// quiet for a while: every EventSource ignores it, and writing it is how a
+/// peer that went away is noticed (its reset fails the next write). No blank
+/// line follows it: a client that splits the stream into events at blank
+/// lines (as many hand-written ones do) would see an empty event.
+pub const HEARTBEAT_CHUNK: &[u8] = b"2\r\n:\n\r\n";
 
 /// The answer when the hub cannot open a stream for a reason that is not
 /// the client's (a caller passed a bad header): a bare 500 that reveals nothing.
@@ -123,20 +127,40 @@ pub fn is_valid_event_name(name: &str) -> bool {
 /// `data` is normally compact JSON (one line). A multi-line payload becomes
 /// several `data:` lines, which EventSource joins back with `\n`, instead of
 /// breaking the framing.
+#[cfg(test)]
 pub fn event_chunk(client_id: &str, event: &str, data: &str) -> Vec<u8> {
-    let mut payload = String::with_capacity(client_id.len() + event.len() + data.len() + 24);
-    payload.push_str("id:");
-    payload.push_str(client_id);
-    payload.push_str("\nevent:");
-    payload.push_str(event);
-    payload.push('\n');
-    for line in data_lines(data) {
-        payload.push_str("data:");
-        payload.push_str(line);
-        payload.push('\n');
+    let mut out = Vec::new();
+    push_event_chunk(&mut out, client_id, event, data);
+    out
+}
+
+/// Appends [`event_chunk`] to `out`, so a writer can build a whole backlog
+/// in one reused buffer and hand it to the socket in one write.
+pub fn push_event_chunk(out: &mut Vec<u8>, client_id: &str, event: &str, data: &str) {
+    let lines = data_lines(data);
+    let payload_len = "id:".len()
+        + client_id.len()
+        + "\nevent:".len()
+        + event.len()
+        + 1
+        + data_lines(data)
+            .map(|line| "data:".len() + line.len() + 1)
+            .sum::<usize>()
+        + 1;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{payload_len:X}\r\n");
+    out.reserve(payload_len + 2);
+    out.extend_from_slice(b"id:");
+    out.extend_from_slice(client_id.as_bytes());
+    out.extend_from_slice(b"\nevent:");
+    out.extend_from_slice(event.as_bytes());
+    out.push(b'\n');
+    for line in lines {
+        out.extend_from_slice(b"data:");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
     }
-    payload.push('\n');
-    chunk(payload.as_bytes())
+    out.extend_from_slice(b"\n\r\n");
 }
 
 /// The lines of an SSE data field; SSE ends a line at CRLF, CR or LF alike.
@@ -158,6 +182,7 @@ fn data_lines(data: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+#[cfg(test)]
 fn chunk(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 12);
     out.extend_from_slice(format!("{:X}\r\n", payload.len()).as_bytes());
@@ -246,6 +271,6 @@ mod tests {
 
     #[test]
     fn the_heartbeat_chunk_length_matches_its_payload() {
-        assert_eq!(HEARTBEAT_CHUNK, chunk(b":\n\n").as_slice());
+        assert_eq!(HEARTBEAT_CHUNK, chunk(b":\n").as_slice());
     }
 }

@@ -79,7 +79,7 @@ impl Realtime {
     /// connection to `db_path`. The dispatcher stops once every publisher
     /// (the app's and any still held by pending writer jobs) is dropped.
     pub fn start(config: HubConfig, db_path: &Path) -> std::io::Result<Realtime> {
-        let hub = Hub::new(config);
+        let hub = Hub::start(config)?;
         let conn = crate::store::open_reader(db_path).map_err(std::io::Error::other)?;
         let (queue, commands) = unbounded();
         let gap = Arc::new(AtomicBool::new(false));
