@@ -8,8 +8,10 @@
 //! delivers anything committed after the gap (the SDK reconnects and
 //! resubscribes), so no client sees a history with a hole in it.
 
+use super::ClientAuth;
 use crate::collections::registry::Schema;
 use crate::collections::Collection;
+use crate::realtime::Hub;
 use crate::records::RecordValues;
 use crate::store::WriteTx;
 use crossbeam_channel::Sender;
@@ -68,18 +70,32 @@ pub struct Publisher {
     queue: Sender<Command>,
     /// Set when a command could not be queued; see the module docs.
     gap: Arc<AtomicBool>,
+    /// Who could receive a change.
+    hub: Hub<ClientAuth>,
 }
 
 impl Publisher {
-    pub(super) fn new(queue: Sender<Command>, gap: Arc<AtomicBool>) -> Publisher {
-        Publisher { queue, gap }
+    pub(super) fn new(
+        queue: Sender<Command>,
+        gap: Arc<AtomicBool>,
+        hub: Hub<ClientAuth>,
+    ) -> Publisher {
+        Publisher { queue, gap, hub }
     }
 
     /// Publishes `change` once the job's transaction has committed; nothing
-    /// is published if the job (or its batch) rolls back.
+    /// is published if the job (or its batch) rolls back, or if no client is
+    /// connected at that moment: nobody could receive it (a client that
+    /// connects later only hears of later commits), and waking the
+    /// dispatcher for it would cost every write on a server without
+    /// subscribers.
     pub fn after_commit(&self, tx: &mut WriteTx<'_>, change: RecordChange) {
         let publisher = self.clone();
-        tx.after_commit(move |_| publisher.publish(Command::Record(change)));
+        tx.after_commit(move |_| {
+            if publisher.hub.client_count() > 0 {
+                publisher.publish(Command::Record(change));
+            }
+        });
     }
 
     /// Announces a committed schema change (call it after commit).

@@ -84,10 +84,8 @@ impl Realtime {
         let (queue, commands) = unbounded();
         let gap = Arc::new(AtomicBool::new(false));
         dispatcher::start(hub.clone(), conn, commands, Arc::clone(&gap))?;
-        Ok(Realtime {
-            hub,
-            publisher: Publisher::new(queue, gap),
-        })
+        let publisher = Publisher::new(queue, gap, hub.clone());
+        Ok(Realtime { hub, publisher })
     }
 
     /// A handle for writer jobs to publish committed changes with.
