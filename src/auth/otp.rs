@@ -72,11 +72,7 @@ pub fn request_otp(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome,
     let options = otp_options(&collection)?;
     let email = valid_email(&read_body(ctx, req)?, "email")?;
     let found = sql::find_by_field(ctx.db, &collection, "email", &email)?;
-    let length = usize::try_from(options.otp.length)
-        .ok()
-        .filter(|n| *n > 0)
-        .unwrap_or(DEFAULT_LENGTH);
-    let code = random::string_from(b"0123456789", length);
+    let code = random::string_from(b"0123456789", code_length(&options));
     let app = ctx.app.clone();
     let issue = match found {
         Some(record) => {
@@ -105,6 +101,49 @@ pub fn request_otp(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcome,
         };
         Ok(Reply::json(&json!({ "otpId": id })))
     })))
+}
+
+/// A code issued without mail, for `satchel superuser otp`.
+#[derive(Debug)]
+pub struct IssuedCode {
+    pub id: String,
+    pub code: String,
+    /// Seconds the code stays valid.
+    pub valid_secs: i64,
+}
+
+/// Issues a code for `record_id` of `collection` as `request-otp` would,
+/// but hands it back instead of mailing it (the reference's CLI stores no
+/// `sentTo`, so using it proves no address). The caller checked that OTP
+/// is enabled. Hashes on the calling thread: never call it from a request
+/// worker.
+pub fn issue_unmailed(
+    conn: &Connection,
+    collection: &Collection,
+    options: &AuthOptions,
+    record_id: &str,
+) -> Result<IssuedCode, String> {
+    let code = random::string_from(b"0123456789", code_length(options));
+    let hash = password::hash_password(&code).map_err(|e| e.to_string())?;
+    let id = random::record_id();
+    conn.execute(
+        "INSERT INTO `_otps` (id, collectionRef, recordRef, password, sentTo, created, updated)
+         VALUES (?1, ?2, ?3, ?4, '', ?5, ?5)",
+        params![id, collection.id, record_id, hash, datetime::now_text()],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(IssuedCode {
+        id,
+        code,
+        valid_secs: options.otp.duration,
+    })
+}
+
+fn code_length(options: &AuthOptions) -> usize {
+    usize::try_from(options.otp.length)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_LENGTH)
 }
 
 enum Issue {

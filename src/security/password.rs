@@ -342,12 +342,10 @@ impl HashPool {
             let (jobs, queued) = (receiver.clone(), Arc::clone(&pool.queued));
             let name = format!("satchel-hash-{index}");
             // On failure `pool` is dropped here, which stops the threads already started.
-            let handle = thread::Builder::new()
-                .name(name)
-                .spawn(move || {
-                    lower_priority();
-                    run_jobs(&jobs, &queued)
-                })?;
+            let handle = thread::Builder::new().name(name).spawn(move || {
+                lower_priority();
+                run_jobs(&jobs, &queued)
+            })?;
             pool.threads.push(handle);
         }
         Ok(pool)

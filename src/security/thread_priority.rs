@@ -48,7 +48,12 @@ pub(crate) mod tests {
     pub(crate) fn current_nice() -> i32 {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         let after_name = &stat[stat.rfind(')').unwrap() + 1..];
-        after_name.split_whitespace().nth(16).unwrap().parse().unwrap()
+        after_name
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     #[test]
