@@ -5,7 +5,7 @@
 # (default: the release build). Prints both p99s, their ratio, and what the
 # storm itself got (logins/s, refusals, login p99).
 #
-#   scripts/login-storm.sh [BIN] [SECONDS]
+#   scripts/login-storm.sh [BIN] [SECONDS]    (env: ROUNDS=3 USERS=64 PROBE_PAUSE_MS=5)
 #
 # Measuring fairly:
 # - The storm signs in as USERS different users with their right password.
@@ -18,10 +18,15 @@
 #   hashing is meant to use, and measure a saturated server both times.
 # - Each wrk has its own connections; the storm starts a second early and
 #   ends after the probe, so the probe sees only the storm's steady state.
+# - Idle and busy alternate for ROUNDS rounds and the medians are compared,
+#   so load that comes and goes on a shared machine hits both sides alike.
+#   The load average is printed: on a machine busy with other work the
+#   figures say more about that work than about Satchel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-target/release/satchel}"
-secs="${2:-10}"
+secs="${2:-5}"
+rounds="${ROUNDS:-3}"
 users="${USERS:-64}"
 pause_ms="${PROBE_PAUSE_MS:-5}"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
@@ -63,22 +68,32 @@ to_ms() { python3 -c 'import sys,re
 v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)",v); n=float(m.group(1)); u=m.group(2)
 print(n/1000 if u=="us" else n*1000 if u=="s" else n)' "$1"; }
 probe() { wrk -t1 -c4 -d"${secs}s" --latency -s "$work/probe.lua" "$base/api/health" >"$1"; }
+median() { python3 -c 'import statistics,sys;print(statistics.median(map(float,sys.argv[1:])))' "$@"; }
 
-probe "$work/idle.out"
-wrk -t1 -c32 -d"$((secs + 2))s" --timeout 30s --latency -s "$work/login.lua" \
-  "$base/api/collections/users/auth-with-password" >"$work/storm.out" &
-storm=$!
-sleep 1
-probe "$work/busy.out"
-wait "$storm"
-[ -n "${KEEP:-}" ] && cat "$work"/*.out
-
-idle_ms=$(to_ms "$(p99 "$work/idle.out")"); busy_ms=$(to_ms "$(p99 "$work/busy.out")")
-total=$(awk '/requests in/ {print $1}' "$work/storm.out")
-refused=$(awk '/Non-2xx/ {print $NF}' "$work/storm.out"); refused=${refused:-0}
-elapsed=$(awk '/requests in/ {sub(/s,$/, "", $4); print $4}' "$work/storm.out")
-echo "health p99 idle:         ${idle_ms} ms"
-echo "health p99 during storm: ${busy_ms} ms"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+idle=(); busy=(); storm_p99=(); ok=0; attempts=0; refused=0; elapsed=0
+for round in $(seq 1 "$rounds"); do
+  probe "$work/idle.out"
+  wrk -t1 -c32 -d"$((secs + 2))s" --timeout 30s --latency -s "$work/login.lua" \
+    "$base/api/collections/users/auth-with-password" >"$work/storm.out" &
+  storm=$!
+  sleep 1
+  probe "$work/busy.out"
+  wait "$storm"
+  [ -n "${KEEP:-}" ] && cat "$work"/*.out
+  idle+=("$(to_ms "$(p99 "$work/idle.out")")"); busy+=("$(to_ms "$(p99 "$work/busy.out")")")
+  storm_p99+=("$(to_ms "$(p99 "$work/storm.out")")")
+  total=$(awk '/requests in/ {print $1}' "$work/storm.out")
+  bad=$(awk '/Non-2xx/ {print $NF}' "$work/storm.out"); bad=${bad:-0}
+  secs_run=$(awk '/requests in/ {sub(/s,$/, "", $4); print $4}' "$work/storm.out")
+  attempts=$((attempts + total)); refused=$((refused + bad))
+  elapsed=$(python3 -c "print($elapsed + $secs_run)")
+  echo "round $round: health p99 idle ${idle[-1]} ms, during storm ${busy[-1]} ms; login p99 ${storm_p99[-1]} ms"
+done
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+idle_ms=$(median "${idle[@]}"); busy_ms=$(median "${busy[@]}")
+echo "health p99 idle:         ${idle_ms} ms (median of $rounds)"
+echo "health p99 during storm: ${busy_ms} ms (median of $rounds)"
 python3 -c "print('ratio (storm / idle):    %.2f' % ($busy_ms / $idle_ms))"
-python3 -c "print('logins/s (200 only):     %.1f of %d attempts, %d refused' % (($total - $refused) / $elapsed, $total, $refused))"
-echo "login p99:               $(to_ms "$(p99 "$work/storm.out")") ms"
+python3 -c "print('logins/s (200 only):     %.1f of %d attempts, %d refused' % (($attempts - $refused) / $elapsed, $attempts, $refused))"
+echo "login p99:               $(median "${storm_p99[@]}") ms (median of $rounds)"
