@@ -118,10 +118,10 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
     // job, and a bad `?fields=` is only reported after a successful sign-in.
     let attempt = Attempt::of(ctx, req, &body, METHOD_PASSWORD);
     // A second factor is also counted per MFA session.
-    let second = SecondFactor::check(&ctx.app, &collection, &attempt.mfa_id)?;
+    let second = SecondFactor::check(ctx.app, &collection, &attempt.mfa_id)?;
     if let Err(err) = ctx.app.throttle.check(&attempt_key, policy) {
         if let Some(s) = second {
-            s.release(&ctx.app);
+            s.release(ctx.app);
         }
         return Err(err);
     }

@@ -319,7 +319,7 @@ pub fn auth_with_otp(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcom
     let attempt = Attempt::of(ctx, req, &body, METHOD_OTP);
     let found = candidate(ctx, &collection, &options, &otp_id)?;
     // As a second factor, also counted per MFA session.
-    let second = SecondFactor::check(&ctx.app, &collection, &attempt.mfa_id)?;
+    let second = SecondFactor::check(ctx.app, &collection, &attempt.mfa_id)?;
     if let Some(found) = &found {
         let key = guess_key(&collection, &found.record);
         if let Err(err) = ctx
@@ -328,7 +328,7 @@ pub fn auth_with_otp(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Outcom
             .check_attempts(&key, GUESSES, TOO_MANY_GUESSES)
         {
             if let Some(s) = second {
-                s.release(&ctx.app);
+                s.release(ctx.app);
             }
             return Err(err);
         }
