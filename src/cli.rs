@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! satchel serve [--http 127.0.0.1:8090] [--dir ./pb_data] [--encryptionEnv NAME] ...
-//! satchel superuser upsert|create|update|delete EMAIL [PASSWORD] --dir ...
+//! satchel superuser upsert|create|update|delete|otp EMAIL [PASSWORD] --dir ...
+//! satchel superuser ips [IP|CIDR ...] --dir ...
 //! ```
 //!
 //! Parsing is separate from running so it can be tested without side effects.
@@ -92,10 +93,29 @@ pub fn default_workers() -> usize {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SuperuserAction {
-    Upsert { email: String, password: String },
-    Create { email: String, password: String },
-    Update { email: String, password: String },
-    Delete { email: String },
+    Upsert {
+        email: String,
+        password: String,
+    },
+    Create {
+        email: String,
+        password: String,
+    },
+    Update {
+        email: String,
+        password: String,
+    },
+    Delete {
+        email: String,
+    },
+    /// Prints a new one-time password of the superuser.
+    Otp {
+        email: String,
+    },
+    /// Sets `superuserIPs` (empty: clears it).
+    Ips {
+        ips: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +144,10 @@ Usage:
   satchel superuser create EMAIL PASSWORD        create a new superuser
   satchel superuser update EMAIL PASSWORD        change a superuser's password
   satchel superuser delete EMAIL                 delete a superuser
+  satchel superuser otp EMAIL                    create a one-time password for a superuser
+                                                 (needs OTP enabled for _superusers)
+  satchel superuser ips [IP|CIDR ...]            only let superusers act from these
+                                                 addresses; none clears the list
   satchel --help | --version
 
 Flags:
@@ -244,7 +268,9 @@ fn build_command(
         }
         Some("superuser") => {
             let action = words.next().ok_or_else(|| {
-                UsageError("superuser needs an action: upsert, create, update or delete".into())
+                UsageError(
+                    "superuser needs an action: upsert, create, update, delete, otp or ips".into(),
+                )
             })?;
             let rest: Vec<String> = words.collect();
             let email_password = |rest: &[String]| -> Result<(String, String), UsageError> {
@@ -268,6 +294,13 @@ fn build_command(
                     },
                     _ => return Err(UsageError("superuser delete needs EMAIL".into())),
                 },
+                "otp" => match rest.as_slice() {
+                    [email] => SuperuserAction::Otp {
+                        email: email.clone(),
+                    },
+                    _ => return Err(UsageError("superuser otp needs EMAIL".into())),
+                },
+                "ips" => SuperuserAction::Ips { ips: rest },
                 other => return Err(UsageError(format!("unknown superuser action: {other}"))),
             };
             Ok(Command::Superuser(global, action))
@@ -333,6 +366,32 @@ mod tests {
         assert!(
             matches!(parse(&args("serve --dir d --http 127.0.0.1:9 --dev")), Ok(Command::Serve(g, _)) if g.dev)
         );
+    }
+
+    #[test]
+    fn parses_superuser_otp_and_ips() {
+        let superuser = |line: &str| match parse(&args(line)) {
+            Ok(Command::Superuser(_, action)) => action,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            superuser("superuser otp a@b.co --dir d"),
+            SuperuserAction::Otp {
+                email: "a@b.co".into()
+            }
+        );
+        assert_eq!(
+            superuser("superuser ips 127.0.0.1 10.0.0.0/24"),
+            SuperuserAction::Ips {
+                ips: vec!["127.0.0.1".into(), "10.0.0.0/24".into()]
+            }
+        );
+        assert_eq!(
+            superuser("superuser ips --dir d"),
+            SuperuserAction::Ips { ips: vec![] }
+        );
+        assert!(parse(&args("superuser otp")).is_err());
+        assert!(parse(&args("superuser otp a@b.co b@b.co")).is_err());
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 429: a rate limit or a brute-force guard refused the request.
     TooManyRequests { retry_after_secs: u64 },
+    /// 429 with its own message: too many wrong guesses of one secret
+    /// (an OTP, an MFA session's second factor).
+    TooManyAttempts {
+        message: &'static str,
+        retry_after_secs: u64,
+    },
     /// 503: a bounded resource (hashing pool, client slots) is full.
     Unavailable {
         message: String,
@@ -87,7 +93,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::PayloadTooLarge => 413,
-            ApiError::TooManyRequests { .. } => 429,
+            ApiError::TooManyRequests { .. } | ApiError::TooManyAttempts { .. } => 429,
             ApiError::Unavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
@@ -102,6 +108,7 @@ impl ApiError {
             | ApiError::NotFound(m) => m,
             ApiError::PayloadTooLarge => "Request entity too large.",
             ApiError::TooManyRequests { .. } => "Too Many Requests.",
+            ApiError::TooManyAttempts { message, .. } => message,
             ApiError::Internal(_) => "Something went wrong while processing your request.",
         }
     }
@@ -110,6 +117,9 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::TooManyAttempts {
+                retry_after_secs, ..
+            }
             | ApiError::Unavailable {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),

@@ -7,8 +7,10 @@
 //! `query`, `security`, `mail` and `realtime` (the SSE hub) are domain-free
 //! tools with their own tests.
 //!
-//! No unsafe code, except one allocator call in `memory` (allowed there by
-//! name, with its safety argument).
+//! No unsafe code (`deny`, not `forbid`), except where a module allows it by
+//! name with its safety argument: `memory` (one allocator call) and
+//! `security::thread_priority` (two libc calls that lower the hashing
+//! threads' priority).
 #![deny(unsafe_code)]
 
 pub mod app;

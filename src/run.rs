@@ -133,6 +133,49 @@ fn print_banner(addr: &str) {
     println!("└─ Dashboard: http://{shown}/_/");
 }
 
+const SUPERUSERS: &str = "_superusers";
+
+/// The reference's report of `superuser otp` (its trailing blank line too).
+fn otp_report(email: &str, otp: &crate::auth::otp::IssuedCode) -> String {
+    format!(
+        "Successfully created OTP for superuser {email:?}:\n├─ Id:    {}\n├─ Pass:  {}\n└─ Valid: {}s\n",
+        otp.id, otp.code, otp.valid_secs
+    )
+}
+
+/// `superuser ips`: validates, stores the settings (encrypted with the
+/// `--encryptionEnv` key when the data dir uses one), and reports them as
+/// the reference does.
+fn save_superuser_ips(booted: &boot::Booted, ips: &[String]) -> Result<String, String> {
+    let next = superusers::with_ips(&booted.settings, ips)?;
+    let stored = boot::encode_settings(&next, &booted.config)?;
+    booted
+        .writer
+        .run(move |tx| {
+            tx.conn().execute(
+                "INSERT INTO `_params` (id, value, created, updated) VALUES ('settings', ?1, ?2, ?2)
+                 ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                rusqlite::params![stored, crate::datetime::now_text()],
+            )
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|saved| saved.map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot save the settings: {e}"))?;
+    if next.superuser_ips.is_empty() {
+        return Ok("Successfully cleared SuperuserIPs setting!".into());
+    }
+    let mut report = String::from("Successfully updated SuperuserIPs setting:");
+    for (n, ip) in next.superuser_ips.iter().enumerate() {
+        let branch = if n + 1 == next.superuser_ips.len() {
+            "└─"
+        } else {
+            "├─"
+        };
+        report.push_str(&format!("\n{branch} {ip}"));
+    }
+    Ok(report)
+}
+
 fn run_superuser(global: &GlobalFlags, action: SuperuserAction) -> Result<(), String> {
     let booted = boot::open(global, vec!["*".into()])?;
     let writer = booted.writer.clone();
@@ -156,6 +199,12 @@ fn run_superuser(global: &GlobalFlags, action: SuperuserAction) -> Result<(), St
                 format!("Superuser {email:?} is missing or already deleted.")
             }
         }),
+        SuperuserAction::Otp { email } => match booted.schema.get(SUPERUSERS) {
+            Some(collection) => superusers::create_otp(&writer, collection, &email)
+                .map(|otp| otp_report(&email, &otp)),
+            None => Err("the _superusers collection is missing".into()),
+        },
+        SuperuserAction::Ips { ips } => save_superuser_ips(&booted, &ips),
     };
     drop(writer);
     drop(booted.writer);

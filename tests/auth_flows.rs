@@ -515,7 +515,7 @@ fn otp_guesses_are_limited_per_record() {
     e.sign_up(&name, "g@example.com");
     let (otp_id, code) = e.emailed_otp(&name, "g@example.com");
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let statuses: Vec<u16> = (0..4)
+    let statuses: Vec<u16> = (0..5)
         .map(|_| {
             e.post(
                 &format!("/api/collections/{name}/auth-with-otp"),
@@ -525,13 +525,27 @@ fn otp_guesses_are_limited_per_record() {
             .status
         })
         .collect();
-    assert_eq!(statuses, [400, 400, 400, 400]);
+    // as the reference: five wrong guesses, then even the right code is refused
+    assert_eq!(statuses, [400, 400, 400, 400, 400]);
     let locked = e.post(
         &format!("/api/collections/{name}/auth-with-otp"),
         None,
         json!({"otpId": otp_id, "password": code}),
     );
-    locked.assert_error(429);
+    let body = locked.assert_error(429);
+    assert_eq!(
+        body["message"],
+        "Too many attempts, please try again later with a new OTP."
+    );
+    assert!(locked.header("retry-after").is_some());
+    // ... and so is a new code for the same record
+    let (otp_id, code) = e.emailed_otp(&name, "g@example.com");
+    e.post(
+        &format!("/api/collections/{name}/auth-with-otp"),
+        None,
+        json!({"otpId": otp_id, "password": code}),
+    )
+    .assert_error(429);
 }
 
 // ---------------------------------------------------------------------------
@@ -594,6 +608,48 @@ fn mfa_needs_two_different_factors_in_either_order() {
     assert_eq!(done.status, 200, "{}", body_text(&done));
     // a spent session cannot be used again
     password_step(&e, &name, "m@example.com", Some(&mfa_id)).assert_error(400);
+}
+
+fn wrong_password_step(e: &Env, name: &str, email: &str, mfa_id: &str) -> Response {
+    e.post(
+        &format!("/api/collections/{name}/auth-with-password"),
+        None,
+        json!({"identity": email, "password": "not-the-password", "mfaId": mfa_id}),
+    )
+}
+
+#[test]
+fn wrong_second_factors_are_limited_per_mfa_session() {
+    let (e, name) = mfa_env("mfa-guesses", "");
+    e.sign_up(&name, "v@example.com");
+    e.sign_up(&name, "other@example.com");
+    let first_factor = |email: &str| {
+        let (otp_id, code) = e.emailed_otp(&name, email);
+        let r = e.post(
+            &format!("/api/collections/{name}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        );
+        assert_eq!(r.status, 401, "{}", body_text(&r));
+        r.json()["mfaId"].as_str().unwrap().to_string()
+    };
+    let mfa_id = first_factor("v@example.com");
+    for _ in 0..4 {
+        wrong_password_step(&e, &name, "v@example.com", &mfa_id).assert_error(400);
+    }
+    // another record's right password neither completes nor forgives the session
+    let other = password_step(&e, &name, "other@example.com", Some(&mfa_id));
+    assert_eq!(other.status, 400, "{}", body_text(&other));
+    wrong_password_step(&e, &name, "v@example.com", &mfa_id).assert_error(400);
+    // five wrong second factors: the session is done, even for the right one
+    let locked = password_step(&e, &name, "v@example.com", Some(&mfa_id));
+    let body = locked.assert_error(429);
+    assert!(body["message"].as_str().unwrap().contains("MFA session"));
+    assert!(locked.header("retry-after").is_some());
+    // passing the first factor again opens a fresh session
+    let mfa_id = first_factor("v@example.com");
+    let done = password_step(&e, &name, "v@example.com", Some(&mfa_id));
+    assert_eq!(done.status, 200, "{}", body_text(&done));
 }
 
 #[test]

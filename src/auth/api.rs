@@ -6,9 +6,10 @@
 //! answer takes about as long as a wrong password's.
 
 use super::complete::{self, Attempt, Prelude, METHOD_PASSWORD};
+use super::mfa::SecondFactor;
 use super::throttle;
 use super::token::{self, Auth};
-use crate::app::Ctx;
+use crate::app::{App, Ctx};
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{admission, body, Outcome, Reply, Req};
@@ -113,25 +114,40 @@ pub fn auth_with_password(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<O
     let settings = ctx.app.settings();
     let policy = settings.brute_force.policy();
     let attempt_key = sign_in_key(&collection, record.as_ref(), &identity);
-    ctx.app.throttle.check(&attempt_key, policy)?;
-    let ip_allowed = collection.id != token::SUPERUSERS_ID
-        || admission::superuser_ip_allowed(&settings, ctx.remote_ip);
     // `?expand=`/`?fields=` ride along: the reply is built in the sign-in's
     // job, and a bad `?fields=` is only reported after a successful sign-in.
     let attempt = Attempt::of(ctx, req, &body, METHOD_PASSWORD);
+    // A second factor is also counted per MFA session.
+    let second = SecondFactor::check(ctx.app, &collection, &attempt.mfa_id)?;
+    if let Err(err) = ctx.app.throttle.check(&attempt_key, policy) {
+        if let Some(s) = second {
+            s.release(ctx.app);
+        }
+        return Err(err);
+    }
+    let ip_allowed = collection.id != token::SUPERUSERS_ID
+        || admission::superuser_ip_allowed(&settings, ctx.remote_ip);
     let app = ctx.app.clone();
     Ok(Outcome::Later(Box::new(move || {
+        let failed = |app: &App| {
+            app.throttle.record_failure(&attempt_key, policy);
+            if let Some(s) = second {
+                s.failed(app);
+            }
+            ApiError::bad_request(AUTH_FAILED)
+        };
         let Some(record) = record else {
             password::verify_dummy(&secret);
-            app.throttle.record_failure(&attempt_key, policy);
-            return Err(ApiError::bad_request(AUTH_FAILED));
+            return Err(failed(&app));
         };
         let hash = record.get_str("password").to_string();
         if !password::verify_password(&secret, &hash) {
-            app.throttle.record_failure(&attempt_key, policy);
-            return Err(ApiError::bad_request(AUTH_FAILED));
+            return Err(failed(&app));
         }
         app.throttle.reset(&attempt_key);
+        if let Some(s) = second {
+            s.release(&app);
+        }
         if !ip_allowed {
             return Err(admission::ip_not_allowed());
         }

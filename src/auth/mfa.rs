@@ -6,14 +6,79 @@
 //! It owns the `_mfas` table and runs inside the sign-in's writer job.
 //! It never issues tokens and never checks a credential itself: it is only
 //! called after a factor has succeeded.
+//!
+//! It also counts wrong second factors per session ([`SecondFactor`]):
+//! whoever holds an `mfaId` has passed the first factor, and must not get
+//! to guess the second one without end, whatever `bruteForce` says.
 
-use crate::app::Ctx;
+use super::throttle::{self, Policy};
+use crate::app::{App, Ctx};
 use crate::collections::auth_options::AuthOptions;
 use crate::collections::Collection;
 use crate::error::ApiError;
 use crate::records::{filter, RecordValues};
 use crate::security::random;
 use rusqlite::{params, OptionalExtension};
+
+/// Wrong second factors one MFA session may take; the next attempt, even
+/// a right one, is refused (429) for the rest of the session's life, and
+/// the client has to pass the first factor again.
+pub const SECOND_FACTOR_GUESSES: u32 = 5;
+const TOO_MANY_GUESSES: &str =
+    "Too many failed attempts for this MFA session, please authenticate again.";
+
+/// The count of one session's wrong second factors, opened by
+/// [`SecondFactor::check`] before the factor is verified (off the
+/// request worker, the verdict is reported with [`SecondFactor::failed`]
+/// or [`SecondFactor::passed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SecondFactor {
+    key: throttle::Key,
+    policy: Policy,
+}
+
+impl SecondFactor {
+    /// `None` without an `mfaId` (a first factor); 429 once the session
+    /// named by `mfa_id` has taken [`SECOND_FACTOR_GUESSES`] wrong ones.
+    /// Counted per id whether or not it names a session, so the answer
+    /// does not tell live sessions from made-up ones.
+    pub fn check(
+        app: &App,
+        collection: &Collection,
+        mfa_id: &str,
+    ) -> Result<Option<SecondFactor>, ApiError> {
+        let Some(options) = AuthOptions::from_collection(collection) else {
+            return Ok(None);
+        };
+        if mfa_id.is_empty() || !options.mfa.enabled {
+            return Ok(None);
+        }
+        let guard = SecondFactor {
+            key: throttle::key(&["mfa", &collection.id, mfa_id]),
+            policy: Policy {
+                enabled: true,
+                max_failures: SECOND_FACTOR_GUESSES,
+                duration: u64::try_from(options.mfa.duration).unwrap_or(0).max(1),
+            },
+        };
+        app.throttle
+            .check_attempts(&guard.key, guard.policy, TOO_MANY_GUESSES)?;
+        Ok(Some(guard))
+    }
+
+    /// The factor was wrong: one guess fewer for this session.
+    pub fn failed(&self, app: &App) {
+        app.throttle.record_failure(&self.key, self.policy);
+    }
+
+    /// The attempt ended without a wrong factor: the factor was right
+    /// (which proves nothing about the session, it may be another
+    /// record's, so the count of wrong ones stays) or it was refused
+    /// before the factor was checked.
+    pub fn release(&self, app: &App) {
+        app.throttle.release(&self.key);
+    }
+}
 
 /// What MFA makes of a successful factor.
 #[derive(Debug, PartialEq)]

@@ -10,7 +10,8 @@
 //!
 //! Use: `check` before the secret is verified (it refuses locked keys and
 //! counts the attempt as pending, so parallel guesses cannot slip past the
-//! limit), then `record_failure` or `reset` once the answer is known:
+//! limit), then `record_failure` or `reset` once the answer is known (or
+//! `release` when the answer was about another secret than the key's):
 //!
 //! ```ignore
 //! let policy = ctx.app.settings().brute_force.policy();
@@ -137,6 +138,24 @@ impl Throttle {
         self.check_at(key, policy, self.now())
     }
 
+    /// Like [`Self::check`], but a refusal says `message` (e.g. the
+    /// reference's wording for OTP guesses).
+    pub fn check_attempts(
+        &self,
+        key: &Key,
+        policy: Policy,
+        message: &'static str,
+    ) -> Result<(), ApiError> {
+        self.check(key, policy)
+            .map_err(|err| match err.retry_after() {
+                Some(retry_after_secs) => ApiError::TooManyAttempts {
+                    message,
+                    retry_after_secs,
+                },
+                None => err,
+            })
+    }
+
     /// Reports the attempt `check` counted as failed.
     pub fn record_failure(&self, key: &Key, policy: Policy) {
         self.record_failure_at(key, policy, self.now());
@@ -145,6 +164,16 @@ impl Throttle {
     /// A success: the key starts from zero.
     pub fn reset(&self, key: &Key) {
         self.lock_entries().remove(key);
+    }
+
+    /// The attempt `check` counted ended without saying anything about
+    /// this key's secret (it failed or succeeded on another one): it no
+    /// longer counts as pending, and the failures stay. Unlike
+    /// [`Self::reset`], a success elsewhere cannot clear this key's count.
+    pub fn release(&self, key: &Key) {
+        if let Some(entry) = self.lock_entries().get_mut(key) {
+            entry.pending = entry.pending.saturating_sub(1);
+        }
     }
 
     fn lock_entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
@@ -309,6 +338,41 @@ mod tests {
             assert!(t.check_at(&k, POLICY, 0).is_ok());
         }
         assert!(t.check_at(&k, POLICY, 0).is_err());
+    }
+
+    #[test]
+    fn a_released_attempt_frees_its_place_but_keeps_the_failures() {
+        let t = Throttle::new();
+        let k = key(&["k"]);
+        fail(&t, &k, 0).unwrap();
+        fail(&t, &k, 0).unwrap();
+        // Three in flight would be refused; releasing one makes room again.
+        t.check_at(&k, POLICY, 0).unwrap();
+        assert!(t.check_at(&k, POLICY, 0).is_err(), "2 failures + 1 pending");
+        t.reset(&k);
+        fail(&t, &k, 0).unwrap();
+        fail(&t, &k, 0).unwrap();
+        t.check_at(&k, POLICY, 0).unwrap();
+        t.release(&k);
+        t.check_at(&k, POLICY, 0).unwrap();
+        t.record_failure_at(&k, POLICY, 0);
+        assert!(t.check_at(&k, POLICY, 0).is_err(), "released, not forgiven");
+    }
+
+    #[test]
+    fn attempts_can_be_refused_with_their_own_message() {
+        let t = Throttle::new();
+        let k = key(&["k"]);
+        for _ in 0..3 {
+            t.check(&k, POLICY).unwrap();
+            t.record_failure(&k, POLICY);
+        }
+        let err = t
+            .check_attempts(&k, POLICY, "Too many guesses.")
+            .unwrap_err();
+        assert_eq!(err.status(), 429);
+        assert_eq!(err.message(), "Too many guesses.");
+        assert!(err.retry_after().is_some());
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod jwt;
 pub mod md5;
 pub mod password;
 pub mod random;
+pub mod thread_priority;

@@ -3,6 +3,8 @@
 //! [`needs_rehash`]. Also owns [`HashPool`], the few threads that run the
 //! deliberately slow hashing so request workers are never the ones waiting, and
 //! [`verify_dummy`], which makes an unknown identity cost as much as a known one.
+//! The pool's threads run at the lowest CPU priority, so hashing never
+//! competes with request workers for a core.
 //!
 //! It must never panic or allocate without bound on a stored hash, whatever the
 //! database holds, never let a long password pass by truncation, and knows
@@ -16,7 +18,7 @@ use std::thread::{self, JoinHandle};
 use argon2::{Config, ThreadMode, Variant, Version};
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{base64, random};
+use super::{base64, random, thread_priority};
 
 /// Argon2id memory cost in KiB (19 MiB), with [`TIME_COST`] and [`LANES`]: the
 /// smallest setting OWASP's Password Storage Cheat Sheet recommends. On a small
@@ -340,9 +342,10 @@ impl HashPool {
             let (jobs, queued) = (receiver.clone(), Arc::clone(&pool.queued));
             let name = format!("satchel-hash-{index}");
             // On failure `pool` is dropped here, which stops the threads already started.
-            let handle = thread::Builder::new()
-                .name(name)
-                .spawn(move || run_jobs(&jobs, &queued))?;
+            let handle = thread::Builder::new().name(name).spawn(move || {
+                lower_priority();
+                run_jobs(&jobs, &queued)
+            })?;
             pool.threads.push(handle);
         }
         Ok(pool)
@@ -422,6 +425,16 @@ impl Drop for HashPool {
                 log::error!("a password hashing thread ended by panic");
             }
         }
+    }
+}
+
+/// Hashing gets only the CPU that request workers leave: at full
+/// concurrency a login storm would otherwise take a whole core from
+/// everyone else, however few threads the pool has. Queued sign-ins wait a
+/// little longer instead; with spare CPU they run at full speed.
+fn lower_priority() {
+    if let Err(e) = thread_priority::lower_current_thread() {
+        log::warn!("cannot lower the priority of the password hashing thread: {e}");
     }
 }
 
@@ -651,6 +664,14 @@ mod tests {
             ]
         );
         drop(release);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pool_threads_run_at_the_lowest_priority() {
+        let pool = HashPool::new(1).unwrap();
+        let nice = pool.run_blocking(thread_priority::tests::current_nice);
+        assert_eq!(nice, Ok(thread_priority::LOWEST_NICE));
     }
 
     #[test]
