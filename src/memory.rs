@@ -49,13 +49,10 @@ pub fn pin_malloc_thresholds(args: &[String]) {
 /// idle server keeps only what it uses.
 #[allow(unsafe_code)]
 pub fn return_free_pages() {
-    extern "C" {
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    }
     // SAFETY: `malloc_trim` takes a plain integer, touches only the
     // allocator's own state under its arena locks, and is safe to call from
     // any thread at any time (glibc documents it as MT-Safe).
     unsafe {
-        malloc_trim(0);
+        libc::malloc_trim(0);
     }
 }
