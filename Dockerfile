@@ -4,6 +4,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo ./.cargo
+COPY vendor ./vendor
 COPY src ./src
 COPY assets ./assets
 RUN cargo build --release --locked

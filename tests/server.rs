@@ -332,3 +332,37 @@ fn cli_commands_and_their_exit_codes() {
         "the last superuser stays"
     );
 }
+
+/// Browsers open several connections at once. Each must be served while the
+/// others stay open (keep-alive): none may wait for another to close.
+#[test]
+fn connections_opened_together_are_all_served() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let tmp = TempDir::new("together");
+    let server = Server::start(&tmp);
+    // Each burst is larger than the last, so it meets both idle threads
+    // (left by the previous burst) and the need for new ones.
+    for burst in 1..=8 {
+        // Opened back to back, before any of them says anything.
+        let streams: Vec<TcpStream> = (0..8 * burst)
+            .map(|_| TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+            .collect();
+        for (n, mut stream) in streams.iter().enumerate() {
+            // Generous: only a connection nobody serves ever reaches it.
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            stream
+                .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut status = String::new();
+            BufReader::new(stream)
+                .read_line(&mut status)
+                .unwrap_or_else(|e| panic!("burst {burst}, connection {n}: no answer ({e})"));
+            assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        }
+    }
+}
