@@ -23,6 +23,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// Password hashes waiting per hashing thread before sign-ins are shed.
+const SIGN_INS_QUEUED_PER_HASHER: usize = 64;
+
 /// Where and how the app runs; fixed at start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,9 +93,11 @@ impl App {
         Ok(App {
             config,
             writer,
-            // Sign-ins wait in a long queue rather than fail: each costs tens of
-            // milliseconds, and a queued request holds no worker.
-            hash_pool: HashPool::with_queue(hashers, 1024)?,
+            // Sign-ins wait in a queue rather than fail (a queued request holds
+            // no worker), but not for long: at tens of milliseconds a hash, a
+            // hashing thread clears 64 in about two seconds, and past that a
+            // 503 with Retry-After serves the client better than a wait.
+            hash_pool: HashPool::with_queue(hashers, SIGN_INS_QUEUED_PER_HASHER * hashers)?,
             realtime,
             rate_limiter: Default::default(),
             throttle: Default::default(),
