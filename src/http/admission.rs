@@ -65,7 +65,7 @@ fn rate_limit(
     let client = client_ip::display(ip);
     let path_text = format!("/{}", path.join("/"));
     let hit = Hit {
-        method: method_name(method),
+        method: method.name(),
         path: &path_text,
         audience: if ctx.auth.is_some() {
             Audience::Auth
@@ -80,19 +80,6 @@ fn rate_limit(
         }),
     };
     ctx.app.rate_limiter.admit(settings, &hit)
-}
-
-fn method_name(method: Method) -> &'static str {
-    match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
-        Method::Other => "OTHER",
-    }
 }
 
 #[cfg(test)]

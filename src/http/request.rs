@@ -22,6 +22,21 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method as it appears on the wire ("OTHER" for one Satchel does
+    /// not route).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+
     fn from_tiny(m: &tiny_http::Method) -> Method {
         match m {
             tiny_http::Method::Get => Method::Get,

@@ -292,16 +292,7 @@ impl RequestInfo {
     }
 
     fn method_name(&self) -> &'static str {
-        match self.method {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Other => "OTHER",
-        }
+        self.method.name()
     }
 }
 

@@ -70,16 +70,12 @@ impl RequestInfo {
     }
 }
 
+/// `@request.method`: the method's name, empty for one Satchel does not
+/// route.
 fn method_name(method: Method) -> &'static str {
     match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
         Method::Other => "",
+        known => known.name(),
     }
 }
 
