@@ -58,6 +58,59 @@ fn find_by_email(
     )?)
 }
 
+/// What a request endpoint mails and how its resend pause works.
+struct MailPurpose {
+    kind: TokenKind,
+    resend: Resend,
+    mail: fn(String) -> AuthMail,
+    pause_only_if_sent: bool,
+}
+
+/// The shared body of the request endpoints: the purpose token and message
+/// are built whether or not `email` belongs to a record (a decoy stands in),
+/// and the mail leaves only for a record that is `eligible` and outside the
+/// resend pause.
+fn request_mail(
+    ctx: &Ctx<'_>,
+    collection: &Collection,
+    options: &AuthOptions,
+    email: &str,
+    purpose: MailPurpose,
+    eligible: impl Fn(&RecordValues) -> bool,
+) -> Result<(), ApiError> {
+    let found = find_by_email(ctx, collection, email)?;
+    let key = found
+        .as_ref()
+        .map(|r| record_key(&collection.id, r.id()))
+        .unwrap_or_default();
+    let send = found
+        .as_ref()
+        .is_some_and(|r| eligible(r) && !ctx.app.auth_limits.resend_paused(purpose.resend, &key));
+    let target = found.unwrap_or_else(|| decoy(email));
+    let token = purpose_token(
+        collection,
+        &target,
+        purpose.kind,
+        &[("email", json!(target.get_str("email")))],
+    )?;
+    let message = emails::compose(
+        &ctx.app.settings(),
+        options,
+        &(purpose.mail)(token),
+        target.get_str("email"),
+    );
+    if send {
+        let app = ctx.app.clone();
+        let on_done = Box::new(move |sent: bool| {
+            if sent || !purpose.pause_only_if_sent {
+                app.auth_limits.pause_resend(purpose.resend, &key);
+            }
+        });
+        emails::deliver(ctx.app, message, Some(on_done));
+    }
+    Ok(())
+}
+
 /// A stand-in for a record that does not exist, so the request endpoints
 /// sign and render exactly as much for unknown addresses as for real ones.
 fn decoy(email: &str) -> RecordValues {
@@ -161,36 +214,16 @@ pub fn request_verification(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result
     }
     let email = valid_email(&read_body(ctx, req)?, "email")?;
     let options = options_of(&collection)?;
-    let found = find_by_email(ctx, &collection, &email)?;
-    let limits = &ctx.app.auth_limits;
-    let key = found
-        .as_ref()
-        .map(|r| record_key(&collection.id, r.id()))
-        .unwrap_or_default();
-    let send = found.as_ref().is_some_and(|r| {
-        !r.get_bool("verified") && !limits.resend_paused(Resend::Verification, &key)
-    });
-    let target = found.unwrap_or_else(|| decoy(&email));
-    let token = purpose_token(
-        &collection,
-        &target,
-        TokenKind::Verification,
-        &[("email", json!(target.get_str("email")))],
-    )?;
-    let message = emails::compose(
-        &ctx.app.settings(),
-        &options,
-        &AuthMail::Verification { token },
-        target.get_str("email"),
-    );
-    if send {
-        let app = ctx.app.clone();
-        let on_done = Box::new(move |_sent: bool| {
-            // As the reference: the pause starts whether or not it went out.
-            app.auth_limits.pause_resend(Resend::Verification, &key);
-        });
-        emails::deliver(ctx.app, message, Some(on_done));
-    }
+    let purpose = MailPurpose {
+        kind: TokenKind::Verification,
+        resend: Resend::Verification,
+        mail: |token| AuthMail::Verification { token },
+        // As the reference: the pause starts whether or not it went out.
+        pause_only_if_sent: false,
+    };
+    request_mail(ctx, &collection, &options, &email, purpose, |r| {
+        !r.get_bool("verified")
+    })?;
     Ok(Reply::no_content())
 }
 
@@ -307,39 +340,14 @@ pub fn request_password_reset(
         ));
     }
     let email = valid_email(&read_body(ctx, req)?, "email")?;
-    let found = find_by_email(ctx, &collection, &email)?;
-    let key = found
-        .as_ref()
-        .map(|r| record_key(&collection.id, r.id()))
-        .unwrap_or_default();
-    let send = found.is_some()
-        && !ctx
-            .app
-            .auth_limits
-            .resend_paused(Resend::PasswordReset, &key);
-    let target = found.unwrap_or_else(|| decoy(&email));
-    let token = purpose_token(
-        &collection,
-        &target,
-        TokenKind::PasswordReset,
-        &[("email", json!(target.get_str("email")))],
-    )?;
-    let message = emails::compose(
-        &ctx.app.settings(),
-        &options,
-        &AuthMail::PasswordReset { token },
-        target.get_str("email"),
-    );
-    if send {
-        let app = ctx.app.clone();
-        let on_done = Box::new(move |sent: bool| {
-            // As the reference: only a mail that went out starts the pause.
-            if sent {
-                app.auth_limits.pause_resend(Resend::PasswordReset, &key);
-            }
-        });
-        emails::deliver(ctx.app, message, Some(on_done));
-    }
+    let purpose = MailPurpose {
+        kind: TokenKind::PasswordReset,
+        resend: Resend::PasswordReset,
+        mail: |token| AuthMail::PasswordReset { token },
+        // As the reference: only a mail that went out starts the pause.
+        pause_only_if_sent: true,
+    };
+    request_mail(ctx, &collection, &options, &email, purpose, |_| true)?;
     Ok(Reply::no_content())
 }
 
