@@ -6,45 +6,10 @@
 
 mod common;
 
-use common::{Server, TempDir};
+use common::session::Session;
 use serde_json::{json, Value};
 
-/// A user's session: a server, the superuser's token and helpers.
-struct Session {
-    server: Server,
-    su: String,
-    _tmp: TempDir,
-}
-
 impl Session {
-    fn start(tag: &str) -> Session {
-        let tmp = TempDir::new(tag);
-        let server = Server::start(&tmp);
-        let su = server.superuser_token();
-        Session {
-            server,
-            su,
-            _tmp: tmp,
-        }
-    }
-
-    fn collection(&self, body: Value) -> Value {
-        let r = self
-            .server
-            .request("POST", "/api/collections", Some(&self.su), Some(&body));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        r.json()
-    }
-
-    fn record(&self, collection: &str, body: Value) -> String {
-        let path = format!("/api/collections/{collection}/records");
-        let r = self
-            .server
-            .request("POST", &path, Some(&self.su), Some(&body));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        r.json()["id"].as_str().unwrap().to_string()
-    }
-
     /// GET as `token` (or a guest), expecting 200.
     fn get(&self, path: &str, token: Option<&str>) -> Value {
         let r = self.server.request("GET", path, token, None);
@@ -95,17 +60,17 @@ fn blog(tag: &str) -> Blog {
         json!([{"name": "text", "type": "text"},
                {"name": "post", "type": "relation", "collectionId": posts["id"], "maxSelect": 1}]),
     );
-    let red = s.record("teams", json!({"title": "Red"}));
-    let ann = s.record("people", json!({"name": "Ann", "team": red}));
-    let bob = s.record("people", json!({"name": "Bob"}));
-    let p1 = s.record(
+    let red = s.create("teams", json!({"title": "Red"}));
+    let ann = s.create("people", json!({"name": "Ann", "team": red}));
+    let bob = s.create("people", json!({"name": "Bob"}));
+    let p1 = s.create(
         "posts",
         json!({"title": "p1", "author": ann, "friends": [bob, ann],
                "body": "<p>An <strong>apple</strong> a day keeps the doctor away.</p>"}),
     );
-    let p2 = s.record("posts", json!({"title": "p2", "author": bob}));
-    let c1 = s.record("comments", json!({"text": "c1", "post": p1}));
-    let c2 = s.record("comments", json!({"text": "c2", "post": p1}));
+    let p2 = s.create("posts", json!({"title": "p2", "author": bob}));
+    let c1 = s.create("comments", json!({"text": "c1", "post": p1}));
+    let c2 = s.create("comments", json!({"text": "c2", "post": p1}));
     Blog {
         s,
         red,
@@ -218,11 +183,11 @@ fn expand_only_shows_what_the_requester_may_view() {
     s.collection(json!({"name": "boards", "type": "base", "listRule": "", "viewRule": "",
         "fields": [{"name": "vips", "type": "relation", "collectionId": vips["id"], "maxSelect": 9},
                    {"name": "secret", "type": "relation", "collectionId": secrets["id"], "maxSelect": 1}]}));
-    let code = s.record("secrets", json!({"code": "xyz"}));
-    let shown = s.record("vips", json!({"name": "Shown", "secret": code}));
-    let hidden = s.record("vips", json!({"name": "Hidden"}));
-    let plain = s.record("vips", json!({"name": "Plain"}));
-    let board = s.record(
+    let code = s.create("secrets", json!({"code": "xyz"}));
+    let shown = s.create("vips", json!({"name": "Shown", "secret": code}));
+    let hidden = s.create("vips", json!({"name": "Hidden"}));
+    let plain = s.create("vips", json!({"name": "Plain"}));
+    let board = s.create(
         "boards",
         json!({"vips": [hidden, shown, plain], "secret": code}),
     );
@@ -266,7 +231,7 @@ fn expanded_auth_records_hide_emails_and_hidden_fields() {
     s.collection(json!({"name": "cards", "type": "base", "listRule": "", "viewRule": "",
         "fields": [{"name": "owner", "type": "relation", "collectionId": members["id"], "maxSelect": 1}]}));
     let member = |email: &str, visible: bool| {
-        s.record(
+        s.create(
             "members",
             json!({"email": email, "emailVisibility": visible, "password": "pass12345",
                    "passwordConfirm": "pass12345", "name": email, "note": "private"}),
@@ -274,8 +239,8 @@ fn expanded_auth_records_hide_emails_and_hidden_fields() {
     };
     let quiet = member("quiet@example.com", false);
     let open = member("open@example.com", true);
-    s.record("cards", json!({"owner": quiet}));
-    s.record("cards", json!({"owner": open}));
+    s.create("cards", json!({"owner": quiet}));
+    s.create("cards", json!({"owner": open}));
     let quiet_token = s.server.login("members", "quiet@example.com", "pass12345");
     let owners = |token: Option<&str>| -> Vec<Value> {
         let list = s.get("/api/collections/cards/records?expand=owner", token);
@@ -396,8 +361,8 @@ fn auth_replies_accept_expand_and_fields() {
         "fields": [{"name": "title", "type": "text"}]}));
     s.collection(json!({"name": "members", "type": "auth", "listRule": "", "viewRule": "",
         "fields": [{"name": "team", "type": "relation", "collectionId": teams["id"], "maxSelect": 1}]}));
-    let red = s.record("teams", json!({"title": "Red"}));
-    let id = s.record(
+    let red = s.create("teams", json!({"title": "Red"}));
+    let id = s.create(
         "members",
         json!({"email": "m@example.com", "password": "pass12345", "passwordConfirm": "pass12345",
                "team": red, "emailVisibility": false}),
@@ -459,8 +424,8 @@ fn back_relations_shape_and_depth_follow_the_reference() {
         "fields": [{"name": "bio", "type": "text"},
                    {"name": "person", "type": "relation", "collectionId": people["id"], "maxSelect": 1}],
         "indexes": ["CREATE UNIQUE INDEX idx_profiles_person ON profiles (person)"]}));
-    let ann = s.record("people", json!({"name": "Ann"}));
-    s.record("profiles", json!({"bio": "hi", "person": ann}));
+    let ann = s.create("people", json!({"name": "Ann"}));
+    s.create("profiles", json!({"bio": "hi", "person": ann}));
     let got = s.get(
         &format!("/api/collections/people/records/{ann}?expand=profiles_via_person&fields=expand.profiles_via_person.bio"),
         None,
@@ -485,7 +450,7 @@ fn back_relations_shape_and_depth_follow_the_reference() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let mut next = String::new();
     for n in (0..10).rev() {
-        next = s.record("chain", json!({"n": n, "next": next}));
+        next = s.create("chain", json!({"n": n, "next": next}));
     }
     let mut node = s.get(
         &format!(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, TempDir};
+use common::session::Session;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 
@@ -21,32 +21,7 @@ fn enc(text: &str) -> String {
     out
 }
 
-struct Session {
-    server: Server,
-    su: String,
-    _tmp: TempDir,
-}
-
 impl Session {
-    fn start(tag: &str) -> Session {
-        let tmp = TempDir::new(tag);
-        let server = Server::start(&tmp);
-        let su = server.superuser_token();
-        Session {
-            server,
-            su,
-            _tmp: tmp,
-        }
-    }
-
-    fn collection(&self, body: Value) -> Value {
-        let r = self
-            .server
-            .request("POST", "/api/collections", Some(&self.su), Some(&body));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        r.json()
-    }
-
     fn patch_collection(&self, name: &str, body: Value) {
         let r = self.server.request(
             "PATCH",
@@ -55,17 +30,6 @@ impl Session {
             Some(&body),
         );
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    }
-
-    fn create(&self, collection: &str, body: Value) -> String {
-        let r = self.server.request(
-            "POST",
-            &format!("/api/collections/{collection}/records"),
-            Some(&self.su),
-            Some(&body),
-        );
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        r.json()["id"].as_str().unwrap().to_string()
     }
 
     /// `(status, body)` of a list with the given query string.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth_env;
+pub mod session;
 pub mod smtp_sink;
 
 use serde_json::Value;
