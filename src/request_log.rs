@@ -9,20 +9,24 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Entries waiting for the log thread. Past this, entries are dropped and
 /// counted. The queue is a linked channel that allocates as it fills: a
-/// preallocated one of this size would hold 6 MiB from the start.
-const QUEUE_CAPACITY: usize = 32_768;
-/// Rows per transaction at most.
-const MAX_BATCH: usize = 2048;
+/// preallocated one of this size would hold 12 MiB from the start.
+const QUEUE_CAPACITY: usize = 65_536;
+/// A window closes early once this many entries wait, well before the queue
+/// would drop any.
+const FULL_BATCH: usize = QUEUE_CAPACITY / 2;
 /// How long the thread lets entries gather after the first one before it
-/// commits them. A commit rewrites the last pages of the table and of its
-/// three indexes whatever the number of rows, so under load a few large
-/// transactions cost a fraction of many small ones; a log row appearing a
-/// quarter of a second late harms nobody.
-const BATCH_WINDOW: Duration = Duration::from_millis(250);
+/// writes them, all in one transaction. Under load most of a log row's cost
+/// is the pages it dirties in the message index, where request paths with
+/// record ids land at random places: the more rows one transaction holds,
+/// the more of them share a page. A log row appearing a second late harms
+/// nobody.
+const BATCH_WINDOW: Duration = Duration::from_secs(1);
+/// How often the thread looks at the queue's length during a window.
+const WINDOW_POLL: Duration = Duration::from_millis(50);
 
 /// One finished request.
 #[derive(Debug, Clone)]
@@ -103,14 +107,20 @@ fn write_loop(conn: Connection, entries: Receiver<Entry>) {
         // Let the window's entries pile up in the queue and take them all
         // at once: receiving them one by one would wake this thread for
         // every request.
-        std::thread::sleep(BATCH_WINDOW);
+        wait_for_window(&entries);
         batch.extend(entries.try_iter());
-        for rows in batch.chunks(MAX_BATCH) {
-            if let Err(e) = insert_batch(&conn, rows, &mut ids) {
-                log::error!("writing request logs failed: {e}");
-            }
+        if let Err(e) = insert_batch(&conn, &batch, &mut ids) {
+            log::error!("writing request logs failed: {e}");
         }
         batch.clear();
+    }
+}
+
+/// Sleeps until the batch window has passed or enough entries wait.
+fn wait_for_window(entries: &Receiver<Entry>) {
+    let started = Instant::now();
+    while started.elapsed() < BATCH_WINDOW && entries.len() < FULL_BATCH {
+        std::thread::sleep(WINDOW_POLL);
     }
 }
 
