@@ -6,6 +6,7 @@
 //! so a data dir moves between PocketBase and Satchel in both directions.
 
 pub mod bootstrap;
+mod reply;
 pub mod writer;
 
 use rusqlite::{Connection, OpenFlags};

@@ -10,6 +10,7 @@
 //!
 //! The writer knows nothing about collections or HTTP: a job is a closure.
 
+use super::reply::{self, Answer};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -76,7 +77,7 @@ trait Job: Send {
 struct TypedJob<T, E, F> {
     work: Option<F>,
     outcome: Option<Result<Result<T, E>, WriterError>>,
-    reply: Sender<Result<Result<T, E>, WriterError>>,
+    reply: Answer<Result<Result<T, E>, WriterError>>,
 }
 
 impl<T, E, F> Job for TypedJob<T, E, F>
@@ -108,8 +109,7 @@ where
             (None, Err(e)) => Err(e),
             (None, Ok(())) => Err(WriterError::Stopped),
         };
-        // The caller may have given up waiting; nothing to do then.
-        let _ = self.reply.send(outcome);
+        self.reply.send(outcome);
     }
 }
 
@@ -138,7 +138,7 @@ impl Writer {
         E: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
     {
-        let (reply, answer) = bounded(1);
+        let (reply, answer) = reply::slot();
         let job = TypedJob {
             work: Some(work),
             outcome: None,
@@ -147,7 +147,7 @@ impl Writer {
         self.jobs
             .send(Box::new(job))
             .map_err(|_| WriterError::Stopped)?;
-        answer.recv().map_err(|_| WriterError::Stopped)?
+        answer.wait().ok_or(WriterError::Stopped)?
     }
 }
 
