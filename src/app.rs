@@ -9,6 +9,7 @@
 
 use crate::auth::limits::AuthLimits;
 use crate::auth::token::Auth;
+use crate::auth::token_cache::TokenCache;
 use crate::collections::registry::Schema;
 use crate::error::ApiError;
 use crate::mail::Outbox;
@@ -68,6 +69,8 @@ pub struct App {
     /// Mails go out from here, never from a request worker.
     pub mail: Outbox,
     pub auth_limits: AuthLimits,
+    /// Auth tokens verified a moment ago.
+    pub tokens: Arc<TokenCache>,
     schema: RwLock<Arc<Schema>>,
     settings: RwLock<Arc<Settings>>,
     request_log: Option<RequestLog>,
@@ -77,6 +80,7 @@ impl App {
     pub fn new(
         config: Config,
         writer: Writer,
+        tokens: Arc<TokenCache>,
         schema: Schema,
         settings: Settings,
         request_log: Option<RequestLog>,
@@ -103,6 +107,7 @@ impl App {
             throttle: Default::default(),
             mail: Outbox::start()?,
             auth_limits: AuthLimits::new(),
+            tokens,
             schema: RwLock::new(Arc::new(schema)),
             settings: RwLock::new(Arc::new(settings)),
             request_log,
@@ -138,10 +143,13 @@ impl App {
     /// Re-reads the schema; called on the writer thread after a commit.
     pub fn reload_schema(&self, conn: &Connection) {
         match Schema::load(conn) {
-            Ok(schema) => match self.schema.write() {
-                Ok(mut guard) => *guard = Arc::new(schema),
-                Err(poisoned) => *poisoned.into_inner() = Arc::new(schema),
-            },
+            Ok(schema) => {
+                self.tokens.watch(&schema);
+                match self.schema.write() {
+                    Ok(mut guard) => *guard = Arc::new(schema),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(schema),
+                }
+            }
             Err(e) => log::error!("reloading the schema failed: {e}"),
         }
     }

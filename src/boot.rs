@@ -4,6 +4,7 @@
 //! key the same way, before anything is written.
 
 use crate::app::{self, App, Config, EncryptionKey};
+use crate::auth::token_cache::TokenCache;
 use crate::cli::GlobalFlags;
 use crate::collections::registry::Schema;
 use crate::request_log::RequestLog;
@@ -17,6 +18,7 @@ use std::thread::JoinHandle;
 pub struct Booted {
     pub writer: Writer,
     pub writer_thread: JoinHandle<()>,
+    pub tokens: Arc<TokenCache>,
     pub schema: Schema,
     pub settings: Settings,
     pub config: Config,
@@ -47,18 +49,27 @@ pub fn open(flags: &GlobalFlags, origins: Vec<String>) -> Result<Booted, String>
         realtime: crate::realtime::HubConfig::default(),
         query_timeout: std::time::Duration::from_secs(flags.query_timeout_secs.max(1)),
     };
-    let conn = store::open_writer(&flags.dir.join("data.db"))
+    let mut conn = store::open_writer(&flags.dir.join("data.db"))
         .map_err(|e| format!("cannot open data.db: {e}"))?;
     if store::bootstrap::is_fresh(&conn).map_err(|e| e.to_string())? {
         create_schema(&conn, &config)?;
     }
     let settings = load_settings(&conn, &config)?;
     let schema = Schema::load(&conn).map_err(|e| format!("cannot read the collections: {e}"))?;
+    let tokens = Arc::new(TokenCache::new(&schema));
+    let noted = tokens.clone();
+    conn.update_hook(Some(move |_, db: &str, table: &str, _| {
+        noted.note_write(db, table)
+    }))
+    .map_err(|e| format!("cannot watch data.db's writes: {e}"))?;
+    let committed = tokens.clone();
+    let on_commit = Box::new(move || committed.after_commit());
     let (writer, writer_thread) =
-        Writer::start(conn).map_err(|e| format!("cannot start the writer: {e}"))?;
+        Writer::start(conn, on_commit).map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(Booted {
         writer,
         writer_thread,
+        tokens,
         schema,
         settings,
         config,
@@ -144,6 +155,7 @@ pub fn into_app(booted: Booted) -> Result<Started, String> {
     let app = App::new(
         booted.config,
         booted.writer,
+        booted.tokens,
         booted.schema,
         booted.settings,
         Some(request_log),

@@ -18,5 +18,6 @@ pub mod otp;
 pub mod superusers;
 pub mod throttle;
 pub mod token;
+pub mod token_cache;
 
 pub use token::Auth;

@@ -182,17 +182,28 @@ pub fn authenticate(ctx: &Ctx<'_>, header: Option<&str>) -> Option<Auth> {
     if token.is_empty() {
         return None;
     }
+    let cache = &ctx.app.tokens;
+    let now = crate::datetime::now_unix();
+    if let Some(auth) = cache.get(token, now) {
+        return Some(auth);
+    }
+    // Read before the record is, so a write committed meanwhile is noticed.
+    let generation = cache.generation();
     let (collection, record, claims) = verify(ctx, token, TokenKind::Auth)?;
     let refreshable = claims
         .get("refreshable")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    Some(Auth {
+    let auth = Auth {
         collection,
         record,
         token: token.to_string(),
         refreshable,
-    })
+    };
+    if let Some(expires) = claims.get("exp").and_then(Value::as_f64) {
+        cache.remember(generation, expires, &auth);
+    }
+    Some(auth)
 }
 
 #[cfg(test)]

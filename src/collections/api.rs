@@ -231,8 +231,12 @@ pub fn truncate(ctx: &Ctx<'_>, c: &str) -> Result<Reply, ApiError> {
     ctx.require_superuser()?;
     let collection = find(ctx, c)?;
     let schema = ctx.schema.clone();
-    ctx.app
-        .write(move |tx| ddl::truncate(tx.conn(), &collection, &schema))?;
+    let tokens = ctx.app.tokens.clone();
+    ctx.app.write(move |tx| {
+        // Emptied in one go, which SQLite's update hook does not report.
+        tokens.note_bulk_write();
+        ddl::truncate(tx.conn(), &collection, &schema)
+    })?;
     Ok(Reply::no_content())
 }
 

@@ -12,7 +12,7 @@ pub mod writer;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
-pub use writer::{WriteTx, Writer, WriterError};
+pub use writer::{OnCommit, WriteTx, Writer, WriterError};
 
 /// PRAGMAs shared by every connection. `busy_timeout` comes first so the
 /// others can wait out a checkpoint instead of failing.

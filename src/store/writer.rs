@@ -119,13 +119,20 @@ pub struct Writer {
     jobs: Sender<Box<dyn Job>>,
 }
 
+/// Called on the writer thread after every successful COMMIT, before any
+/// caller of that transaction is answered.
+pub type OnCommit = Box<dyn Fn() + Send>;
+
 impl Writer {
     /// Starts the writer thread, which owns `conn` from now on.
-    pub fn start(conn: Connection) -> std::io::Result<(Writer, JoinHandle<()>)> {
+    pub fn start(
+        conn: Connection,
+        on_commit: OnCommit,
+    ) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (jobs, queue) = bounded::<Box<dyn Job>>(QUEUE_CAPACITY);
         let handle = std::thread::Builder::new()
             .name("satchel-writer".into())
-            .spawn(move || group_commit_loop(conn, queue))?;
+            .spawn(move || group_commit_loop(conn, queue, on_commit))?;
         Ok((Writer { jobs }, handle))
     }
 
@@ -153,7 +160,7 @@ impl Writer {
 
 /// Waits for a job, gathers whatever else is queued, commits them together.
 /// Returns when every `Writer` handle is dropped and the queue is empty.
-fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>) {
+fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>, on_commit: OnCommit) {
     let mut busy_since_shrink = false;
     loop {
         let first = match queue.recv_timeout(super::IDLE_BEFORE_SHRINK) {
@@ -175,14 +182,14 @@ fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, batch);
+        commit_batch(&conn, batch, &on_commit);
     }
     if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
         log::warn!("PRAGMA optimize at shutdown failed: {e}");
     }
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
+fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, on_commit: &OnCommit) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let err = WriterError::Transaction(e.to_string());
         log::error!("writer: {err}");
@@ -214,9 +221,12 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     let committed = conn
         .execute_batch("COMMIT")
         .map_err(|e| WriterError::Transaction(e.to_string()));
-    if let Err(e) = &committed {
-        log::error!("writer: {e}");
-        let _ = conn.execute_batch("ROLLBACK");
+    match &committed {
+        Ok(()) => on_commit(),
+        Err(e) => {
+            log::error!("writer: {e}");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
     for (job, actions) in done {
         if committed.is_ok() {
@@ -283,7 +293,7 @@ mod tests {
         let conn = crate::store::open_writer(&dir.path().join("data.db")).unwrap();
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
             .unwrap();
-        let (writer, handle) = Writer::start(conn).unwrap();
+        let (writer, handle) = Writer::start(conn, Box::new(|| {})).unwrap();
         (writer, handle, dir)
     }
 
