@@ -19,6 +19,7 @@ use crate::query::{
 use crate::records::{values, RecordValues};
 use crate::store::quote_ident;
 use serde_json::{Map, Value};
+use std::cell::OnceCell;
 
 /// Relation hops one path may take, as the reference.
 const MAX_NESTED_RELATIONS: usize = 6;
@@ -68,8 +69,9 @@ pub(crate) struct RecordResolver<'a> {
     info: &'a RequestInfo,
     /// The record before an update, for `@request.body.x:changed`.
     current: Option<&'a RecordValues>,
-    /// The body with modifier keys applied (`n+` → `n`).
-    body: Value,
+    /// The body with modifier keys applied (`n+` → `n`), made on first
+    /// use: most rules never look at the body.
+    body: OnceCell<Value>,
     pub(crate) mode: Mode,
     pub(crate) joins: Joins,
     /// Per joined collection alias: the condition its list rule puts on the
@@ -85,13 +87,12 @@ impl<'a> RecordResolver<'a> {
         current: Option<&'a RecordValues>,
         alias_prefix: &str,
     ) -> RecordResolver<'a> {
-        let body = request::body_with_modifiers_applied(base, &info.body, current);
         RecordResolver {
             schema,
             base,
             info,
             current,
-            body: Value::Object(body),
+            body: OnceCell::new(),
             mode: Mode::Rule,
             joins: Joins::new(alias_prefix),
             conditions: Vec::new(),
@@ -100,6 +101,14 @@ impl<'a> RecordResolver<'a> {
 
     pub(crate) fn info(&self) -> &'a RequestInfo {
         self.info
+    }
+
+    fn body(&self) -> &Value {
+        self.body.get_or_init(|| {
+            let body =
+                request::body_with_modifiers_applied(self.base, &self.info.body, self.current);
+            Value::Object(body)
+        })
     }
 
     fn base_walk(&mut self) -> Walk<'a> {
@@ -454,14 +463,17 @@ impl<'a> RecordResolver<'a> {
         path: &[String],
         modifier: Option<Modifier>,
     ) -> Result<Resolved, FilterError> {
-        let root = match path[1].as_str() {
-            "query" => Value::Object(self.info.query.clone()),
-            "headers" => Value::Object(self.info.headers.clone()),
-            "body" => self.body.clone(),
-            "auth" => self.info.auth.as_ref().map(auth_export).unwrap_or_default(),
-            _ => Value::Null,
+        let exported_auth;
+        let found = match path[1].as_str() {
+            "query" => lookup_in(&self.info.query, &path[2..]),
+            "headers" => lookup_in(&self.info.headers, &path[2..]),
+            "body" => request::lookup(self.body(), &path[2..]),
+            "auth" => {
+                exported_auth = self.info.auth.as_ref().map(auth_export).unwrap_or_default();
+                request::lookup(&exported_auth, &path[2..])
+            }
+            _ => None,
         };
-        let found = request::lookup(&root, &path[2..]);
         let last = path.last().map(String::as_str).unwrap_or_default();
         let number_field = request::is_number_field(self.base, last);
         match modifier {
@@ -542,13 +554,13 @@ impl<'a> RecordResolver<'a> {
             (_, Some(Modifier::Each)) if last => self.body_each(field),
             (_, Some(Modifier::Length)) if last => {
                 require_list_like(field)?;
-                let count = request::as_list(self.body.get(&field.name)).len();
+                let count = request::as_list(self.body().get(&field.name)).len();
                 Ok(Resolved::Value(SqlValue::Integer(
                     i64::try_from(count).unwrap_or(i64::MAX),
                 )))
             }
             (_, Some(Modifier::Lower)) if last => {
-                let text = request::as_text(self.body.get(&field.name));
+                let text = request::as_text(self.body().get(&field.name));
                 Ok(Resolved::Expr(ResolvedExpr {
                     expr: Fragment::with_params("LOWER(?)", vec![SqlValue::Text(text)]),
                     ..ResolvedExpr::column("")
@@ -562,7 +574,7 @@ impl<'a> RecordResolver<'a> {
     /// `@request.body.tags:each`: the submitted list as rows.
     fn body_each(&mut self, field: &Field) -> Result<Resolved, FilterError> {
         require_list_like(field)?;
-        let items = Value::Array(request::as_list(self.body.get(&field.name))).to_string();
+        let items = Value::Array(request::as_list(self.body().get(&field.name))).to_string();
         let source = || Fragment::with_params("json_each(?)", vec![SqlValue::Text(items.clone())]);
         let each = self
             .joins
@@ -585,7 +597,7 @@ impl<'a> RecordResolver<'a> {
     /// `@request.body.x:changed`: `x` was sent and, read as the field's
     /// type, differs from the stored value. Never true outside an update.
     fn body_changed(&self, field: &Field) -> bool {
-        let (Some(current), Some(sent)) = (self.current, self.body.get(&field.name)) else {
+        let (Some(current), Some(sent)) = (self.current, self.body().get(&field.name)) else {
             return false;
         };
         let stored = current.get(&field.name).unwrap_or(&Value::Null);
@@ -607,7 +619,7 @@ impl<'a> RecordResolver<'a> {
             .collection(collection_id)
             .ok_or_else(|| invalid(format!("missing collection of relation {:?}", field.name)))?;
         let ids = crate::records::cast::to_unique_strings(
-            self.body.get(&field.name).unwrap_or(&Value::Null),
+            self.body().get(&field.name).unwrap_or(&Value::Null),
         );
         if ids.is_empty() {
             return Ok(Resolved::Value(SqlValue::Null));
@@ -775,6 +787,12 @@ fn require_list_like(field: &Field) -> Result<(), FilterError> {
 }
 
 /// The token record's plain fields as the reference exports them for rules.
+/// `path` inside `map` (no copy of the map, unlike wrapping it in a `Value`).
+fn lookup_in<'v>(map: &'v Map<String, Value>, path: &[String]) -> Option<&'v Value> {
+    let (first, rest) = path.split_first()?;
+    request::lookup(map.get(first)?, rest)
+}
+
 fn auth_export(auth: &Auth) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), Value::String(auth.id().to_owned()));
