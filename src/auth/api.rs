@@ -244,8 +244,8 @@ pub(crate) fn auth_rule_allows(
 fn as_requester(collection: &Collection, record: &RecordValues) -> Auth {
     Auth {
         collection: Arc::new(collection.clone()),
-        record: record.clone(),
-        token: String::new(),
+        record: Arc::new(record.clone()),
+        token: "".into(),
         refreshable: false,
     }
 }
@@ -302,7 +302,7 @@ pub fn auth_refresh(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, 
         ));
     }
     // Impersonation tokens are not refreshable: the same token comes back.
-    let token = (!auth.refreshable).then(|| auth.token.clone());
+    let token = (!auth.refreshable).then(|| auth.token.to_string());
     let options = present_options(req)?;
     let shown = owner_view(ctx, &collection, &auth.record, &options.expand);
     auth_reply(

@@ -17,14 +17,15 @@ use std::sync::Arc;
 /// The `_superusers` collection id, fixed by the reference.
 pub const SUPERUSERS_ID: &str = "pbc_3142635823";
 
-/// The authenticated caller.
+/// The authenticated caller. Cheap to clone: a request's rules, its writer
+/// job and the token cache each hold one.
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub collection: Arc<Collection>,
     /// The record as stored (including `tokenKey` and the password hash).
-    pub record: RecordValues,
+    pub record: Arc<RecordValues>,
     /// The token it came with, for `auth-refresh` of non-refreshable tokens.
-    pub token: String,
+    pub token: Arc<str>,
     pub refreshable: bool,
 }
 
@@ -196,8 +197,8 @@ pub fn authenticate(ctx: &Ctx<'_>, header: Option<&str>) -> Option<Auth> {
         .unwrap_or(false);
     let auth = Auth {
         collection,
-        record,
-        token: token.to_string(),
+        record: Arc::new(record),
+        token: token.into(),
         refreshable,
     };
     if let Some(expires) = claims.get("exp").and_then(Value::as_f64) {

@@ -126,7 +126,7 @@ impl TokenCache {
             entries.clear();
         }
         entries.insert(
-            auth.token.clone(),
+            auth.token.to_string(),
             Entry {
                 generation,
                 verified: Instant::now(),

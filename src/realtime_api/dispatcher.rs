@@ -167,7 +167,7 @@ impl Dispatcher {
                 let next = (!revoked).then(|| {
                     ClientAuth::new(Auth {
                         collection: Arc::clone(&change.collection),
-                        record: change.record.clone(),
+                        record: Arc::new(change.record.clone()),
                         token: current.0.token.clone(),
                         refreshable: current.0.refreshable,
                     })
@@ -297,7 +297,7 @@ mod tests {
     fn auth(collection: &Arc<Collection>, record: RecordValues) -> ClientAuth {
         ClientAuth::new(Auth {
             collection: Arc::clone(collection),
-            record,
+            record: Arc::new(record),
             token: "t".into(),
             refreshable: true,
         })

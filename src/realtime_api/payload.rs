@@ -201,7 +201,7 @@ mod tests {
     fn client(collection: &Arc<Collection>, id: &str) -> ClientAuth {
         ClientAuth::new(Auth {
             collection: Arc::clone(collection),
-            record: member(id),
+            record: Arc::new(member(id)),
             token: "t".into(),
             refreshable: true,
         })

@@ -342,8 +342,8 @@ fn superuser() -> RequestInfo {
     record.set("email", json!("su@x.co"));
     RequestInfo::new(Some(Auth {
         collection: Arc::new(su),
-        record,
-        token: String::new(),
+        record: Arc::new(record),
+        token: "".into(),
         refreshable: false,
     }))
 }
@@ -358,8 +358,8 @@ fn user(fx: &Fixture, key: &str) -> RequestInfo {
     let row = sql::find_by_id(&fx.conn, users, &id).unwrap().unwrap();
     RequestInfo::new(Some(Auth {
         collection: Arc::new(users.clone()),
-        record: row,
-        token: String::new(),
+        record: Arc::new(row),
+        token: "".into(),
         refreshable: false,
     }))
 }
