@@ -33,7 +33,7 @@ pub fn to_json(
     values: &RecordValues,
     viewer: &Viewer,
 ) -> Map<String, Value> {
-    let mut out = Map::new();
+    let mut out = Map::with_capacity(collection.fields.len() + 2);
     out.insert("collectionId".into(), Value::String(collection.id.clone()));
     out.insert(
         "collectionName".into(),

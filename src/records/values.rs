@@ -26,9 +26,14 @@ impl RecordValues {
         RecordValues(Map::new())
     }
 
+    /// Room for `fields` values without growing.
+    pub fn with_capacity(fields: usize) -> RecordValues {
+        RecordValues(Map::with_capacity(fields))
+    }
+
     /// Every field of `collection` at its zero value (what a new record starts as).
     pub fn zero(collection: &Collection) -> RecordValues {
-        let mut values = RecordValues::new();
+        let mut values = RecordValues::with_capacity(collection.fields.len());
         for field in &collection.fields {
             values.set(&field.name, zero_value(&field.kind));
         }
