@@ -463,14 +463,20 @@ impl<'a> RecordResolver<'a> {
         path: &[String],
         modifier: Option<Modifier>,
     ) -> Result<Resolved, FilterError> {
-        let exported_auth;
+        let auth_value;
         let found = match path[1].as_str() {
             "query" => lookup_in(&self.info.query, &path[2..]),
             "headers" => lookup_in(&self.info.headers, &path[2..]),
             "body" => request::lookup(self.body(), &path[2..]),
             "auth" => {
-                exported_auth = self.info.auth.as_ref().map(auth_export).unwrap_or_default();
-                request::lookup(&exported_auth, &path[2..])
+                auth_value = self
+                    .info
+                    .auth
+                    .as_ref()
+                    .and_then(|a| plain_auth_field(a, &path[2]));
+                auth_value
+                    .as_ref()
+                    .and_then(|v| request::lookup(v, &path[3..]))
             }
             _ => None,
         };
@@ -793,23 +799,15 @@ fn lookup_in<'v>(map: &'v Map<String, Value>, path: &[String]) -> Option<&'v Val
     request::lookup(map.get(first)?, rest)
 }
 
-fn auth_export(auth: &Auth) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), Value::String(auth.id().to_owned()));
-    out.insert(
-        "collectionId".into(),
-        Value::String(auth.collection.id.clone()),
-    );
-    out.insert(
-        "collectionName".into(),
-        Value::String(auth.collection.name.clone()),
-    );
-    for name in ["email", "emailVisibility", "verified"] {
-        if let Some(value) = auth.record.get(name) {
-            out.insert(name.into(), value.clone());
-        }
+/// One of `PLAIN_AUTH_FIELDS` of the caller, as rules see it.
+fn plain_auth_field(auth: &Auth, name: &str) -> Option<Value> {
+    match name {
+        "id" => Some(Value::String(auth.id().to_owned())),
+        "collectionId" => Some(Value::String(auth.collection.id.clone())),
+        "collectionName" => Some(Value::String(auth.collection.name.clone())),
+        "email" | "emailVisibility" | "verified" => auth.record.get(name).cloned(),
+        _ => None,
     }
-    Value::Object(out)
 }
 
 fn flag(value: bool) -> Resolved {
