@@ -353,13 +353,8 @@ where
             self.headers.insert(0, build_date_header());
         }
 
-        // add `Server` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
-        }
+        // no `Server` header is added: PocketBase sends none, and naming
+        // the HTTP library only helps fingerprinting
 
         // handling upgrade
         if let Some(upgrade) = upgrade {
@@ -419,13 +414,11 @@ where
             _ => (),
         };
 
-        // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        // sending headers, gathered first: every write to the connection's
+        // writer takes a lock, and a head is some forty small writes
+        let mut head = Vec::with_capacity(512);
+        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
+        writer.write_all(&head)?;
 
         // sending the body
         if !do_not_send_body {
