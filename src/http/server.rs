@@ -17,6 +17,7 @@ use crate::realtime::Hub;
 use crate::realtime_api::ClientAuth;
 use crate::security::password::PoolBusy;
 use rusqlite::Connection;
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -399,14 +400,14 @@ fn common_headers(
     info: &RequestInfo,
     app: &App,
     keep_frame_header: bool,
-) -> Vec<(&'static str, String)> {
-    let mut headers: Vec<(&'static str, String)> = SECURITY_HEADERS
+) -> Vec<(&'static str, Cow<'static, str>)> {
+    let mut headers: Vec<(&'static str, Cow<'static, str>)> = SECURITY_HEADERS
         .iter()
         .filter(|(name, _)| *name != "X-Frame-Options" || keep_frame_header)
-        .map(|(name, value)| (*name, value.to_string()))
+        .map(|(name, value)| (*name, Cow::Borrowed(*value)))
         .collect();
     if let Some(allowed) = info.origin.as_deref().and_then(|o| app.allowed_origin(o)) {
-        headers.push(("Access-Control-Allow-Origin", allowed));
+        headers.push(("Access-Control-Allow-Origin", Cow::Owned(allowed)));
     }
     headers
 }
@@ -423,7 +424,7 @@ fn hand_over(
     let headers = common_headers(info, app, true);
     let headers: Vec<(&str, &str)> = headers
         .iter()
-        .map(|(name, value)| (*name, value.as_str()))
+        .map(|(name, value)| (*name, value.as_ref()))
         .collect();
     let stream = request.into_writer();
     if catch_unwind(AssertUnwindSafe(|| take_over(stream, &headers))).is_err() {

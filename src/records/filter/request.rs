@@ -52,7 +52,16 @@ impl RequestInfo {
             }
         }
         for (name, value) in req.headers() {
-            let key = name.to_ascii_lowercase().replace('-', "_");
+            let key: String = name
+                .chars()
+                .map(|c| {
+                    if c == '-' {
+                        '_'
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
             if !info.headers.contains_key(&key) {
                 info.headers.insert(key, Value::String(value.clone()));
             }
