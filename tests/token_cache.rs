@@ -54,9 +54,12 @@ fn a_remembered_token_dies_with_its_record() {
 fn a_remembered_token_dies_when_its_collection_is_truncated() {
     let e = env("tc-truncate");
     let (_, token) = remembered_session(&e, "emptied@example.com");
-    let r = e
-        .server
-        .request("DELETE", "/api/collections/users/truncate", Some(&e.su), None);
+    let r = e.server.request(
+        "DELETE",
+        "/api/collections/users/truncate",
+        Some(&e.su),
+        None,
+    );
     assert_eq!(r.status, 204, "{}", body_text(&r));
     assert_eq!(e.refresh_status("users", &token), 401);
 }
@@ -81,7 +84,11 @@ fn a_superuser_token_dies_with_its_own_password_change() {
     for _ in 0..2 {
         assert_eq!(e.refresh_status("_superusers", &e.su), 200);
     }
-    let me = e.post("/api/collections/_superusers/auth-refresh", Some(&e.su), json!({}));
+    let me = e.post(
+        "/api/collections/_superusers/auth-refresh",
+        Some(&e.su),
+        json!({}),
+    );
     let id = me.json()["record"]["id"].as_str().unwrap().to_string();
     let new_password = "root-pass-789012";
     let r = e.server.request(
