@@ -136,11 +136,6 @@ impl TokenCache {
         );
     }
 
-    /// Hands the entries' memory back (an idle server needs none).
-    pub fn clear(&self) {
-        *self.lock() = HashMap::new();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // Inserting or reading a map entry cannot leave it half-done.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)

@@ -17,7 +17,7 @@ use super::validate::error;
 use super::values::{zero_value, RecordValues};
 use crate::collections::{Collection, Field, FieldKind};
 use crate::error::{ApiError, FieldErrors};
-use crate::store::quote_ident;
+use crate::store::{push_quoted_ident, quote_ident};
 
 /// A bound SQL parameter.
 pub type SqlParam = rusqlite::types::Value;
@@ -96,14 +96,7 @@ fn column_list(collection: &Collection) -> String {
         if i > 0 {
             list.push_str(", ");
         }
-        list.push('`');
-        for c in field.name.chars() {
-            if c == '`' {
-                list.push('`');
-            }
-            list.push(c);
-        }
-        list.push('`');
+        push_quoted_ident(&mut list, &field.name);
     }
     list
 }

@@ -80,5 +80,33 @@ pub fn release_idle_memory(conn: &Connection) {
 /// DDL. Callers must only pass names already checked against the schema;
 /// doubling the backtick keeps even a hostile name inert.
 pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    let mut quoted = String::with_capacity(name.len() + 2);
+    push_quoted_ident(&mut quoted, name);
+    quoted
+}
+
+/// Appends `name` quoted as by [`quote_ident`], for SQL built in one string.
+pub fn push_quoted_ident(sql: &mut String, name: &str) {
+    sql.push('`');
+    for c in name.chars() {
+        if c == '`' {
+            sql.push('`');
+        }
+        sql.push(c);
+    }
+    sql.push('`');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_backticked_with_backticks_doubled() {
+        assert_eq!(quote_ident("title"), "`title`");
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+        let mut sql = String::from("SELECT ");
+        push_quoted_ident(&mut sql, "x`");
+        assert_eq!(sql, "SELECT `x```");
+    }
 }
