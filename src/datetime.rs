@@ -24,17 +24,51 @@ pub fn now_text() -> String {
 
 /// `YYYY-MM-DD HH:MM:SS.mmmZ` for a Unix time in milliseconds.
 pub fn format_millis(millis: i64) -> String {
+    let mut text = String::with_capacity(FORMATTED_LEN);
+    push_millis(&mut text, millis);
+    text
+}
+
+/// The length of [`format_millis`]'s text for years 0 to 9999.
+const FORMATTED_LEN: usize = 24;
+
+/// Appends [`format_millis`]'s text to `out`. Written digit by digit: every
+/// record write and every request log row formats a time, and the general
+/// formatter spends most of its effort on padding rules this never needs.
+pub fn push_millis(out: &mut String, millis: i64) {
     let secs = millis.div_euclid(1000);
     let ms = millis.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&y) {
+        // Years outside four digits keep the general formatter's rendering.
+        out.push_str(&format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        ));
+        return;
+    }
+    let mut text = *b"0000-00-00 00:00:00.000Z";
+    put_digits(&mut text[0..4], y);
+    put_digits(&mut text[5..7], m);
+    put_digits(&mut text[8..10], d);
+    put_digits(&mut text[11..13], rem / 3600);
+    put_digits(&mut text[14..16], rem % 3600 / 60);
+    put_digits(&mut text[17..19], rem % 60);
+    put_digits(&mut text[20..23], ms);
+    // Only ASCII digits went into an ASCII template.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+}
+
+/// Writes `n` (not negative) as decimal digits filling `slot`, zero-padded.
+fn put_digits(slot: &mut [u8], mut n: i64) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// Parses the datetime forms a `date` field accepts and returns Unix millis:
@@ -170,6 +204,20 @@ mod tests {
     fn formats_like_the_reference() {
         assert_eq!(format_millis(0), "1970-01-01 00:00:00.000Z");
         assert_eq!(format_millis(1_704_164_645_678), "2024-01-02 03:04:05.678Z");
+        assert_eq!(
+            format_millis(253_402_300_799_999),
+            "9999-12-31 23:59:59.999Z"
+        );
+        assert_eq!(format_millis(-1), "1969-12-31 23:59:59.999Z");
+        assert_eq!(
+            format_millis(-62_167_219_200_000),
+            "0000-01-01 00:00:00.000Z"
+        );
+        // outside four-digit years, the general formatter's rendering
+        assert_eq!(
+            format_millis(253_402_300_800_000),
+            "10000-01-01 00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -27,6 +27,12 @@ const FULL_BATCH: usize = QUEUE_CAPACITY / 2;
 const BATCH_WINDOW: Duration = Duration::from_secs(1);
 /// How often the thread looks at the queue's length during a window.
 const WINDOW_POLL: Duration = Duration::from_millis(50);
+/// How long the queue must stay empty after a window before the thread
+/// hands back its batch buffer and page cache. Shorter than the workers'
+/// second: a window already gathers for a second, so releasing early costs
+/// nothing, while a burst's batch (thousands of entries) would otherwise
+/// stay resident for two seconds after the last request.
+const IDLE_BEFORE_SHRINK: Duration = Duration::from_millis(250);
 
 /// One finished request.
 #[derive(Debug, Clone)]
@@ -90,7 +96,7 @@ fn write_loop(conn: Connection, entries: Receiver<Entry>) {
     let mut busy_since_shrink = false;
     let mut batch = Vec::new();
     loop {
-        let first = match entries.recv_timeout(crate::store::IDLE_BEFORE_SHRINK) {
+        let first = match entries.recv_timeout(IDLE_BEFORE_SHRINK) {
             Ok(entry) => entry,
             Err(RecvTimeoutError::Timeout) => {
                 if std::mem::take(&mut busy_since_shrink) {
@@ -155,6 +161,9 @@ struct LogIds {
 
 /// 36^6: the sequence part's range.
 const SEQUENCE_SPAN: u64 = 2_176_782_336;
+/// Digits of milliseconds, then of the sequence, in an id.
+const MILLIS_DIGITS: usize = 9;
+const SEQUENCE_DIGITS: usize = 6;
 
 impl LogIds {
     fn new() -> LogIds {
@@ -163,24 +172,73 @@ impl LogIds {
         }
     }
 
-    fn next(&mut self, millis: i64) -> String {
+    /// Replaces `id` with the next id.
+    fn next_into(&mut self, id: &mut String, millis: i64) {
         self.sequence = (self.sequence + 1) % SEQUENCE_SPAN;
-        let mut id = base36(millis.max(0) as u64, 9);
-        id.push_str(&base36(self.sequence, 6));
-        id
+        id.clear();
+        push_base36(id, millis.max(0) as u64, MILLIS_DIGITS);
+        push_base36(id, self.sequence, SEQUENCE_DIGITS);
     }
 }
 
-/// `n` in base 36 with lower-case digits, left-padded with zeros to `width`
-/// (higher digits are dropped; 9 digits of milliseconds last until year 5000).
-fn base36(mut n: u64, width: usize) -> String {
-    let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut digits = vec![b'0'; width];
-    for slot in digits.iter_mut().rev() {
-        *slot = alphabet[(n % 36) as usize];
+/// Appends `n` in base 36 with lower-case digits, left-padded with zeros to
+/// `width` (higher digits are dropped; 9 digits of milliseconds last until
+/// year 5000). `width` is at most 13, enough for any u64.
+fn push_base36(out: &mut String, mut n: u64, width: usize) {
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = [b'0'; 13];
+    let width = width.min(digits.len());
+    for slot in digits[..width].iter_mut().rev() {
+        *slot = ALPHABET[(n % 36) as usize];
         n /= 36;
     }
-    String::from_utf8_lossy(&digits).into_owned()
+    for &digit in &digits[..width] {
+        out.push(char::from(digit));
+    }
+}
+
+/// The text columns of one row, rebuilt in place for every entry so that a
+/// batch of thousands of rows allocates a handful of buffers, not thousands.
+#[derive(Default)]
+struct RowText {
+    id: String,
+    message: String,
+    data: Vec<u8>,
+    created: String,
+}
+
+impl RowText {
+    fn fill(&mut self, entry: &Entry, ids: &mut LogIds) {
+        ids.next_into(&mut self.id, entry.finished_millis);
+        self.message.clear();
+        self.message.push_str(entry.method);
+        self.message.push(' ');
+        self.message.push_str(&entry.url);
+        self.created.clear();
+        crate::datetime::push_millis(&mut self.created, entry.finished_millis);
+        let data = RequestData {
+            kind: "request",
+            method: entry.method,
+            url: &entry.url,
+            status: entry.status,
+            exec_time: entry.exec_time_ms,
+            remote_ip: &entry.remote_ip,
+            user_ip: &entry.user_ip,
+            user_agent: &entry.user_agent,
+            referer: &entry.referer,
+            auth: &entry.auth,
+        };
+        self.data.clear();
+        if serde_json::to_writer(&mut self.data, &data).is_err() {
+            self.data.clear();
+            self.data.extend_from_slice(b"{}");
+        }
+    }
+
+    /// The `data` column: serde_json writes UTF-8 only.
+    fn data(&self) -> &str {
+        std::str::from_utf8(&self.data).unwrap_or("{}")
+    }
 }
 
 fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlite::Result<()> {
@@ -189,29 +247,16 @@ fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlit
         let mut stmt = conn.prepare_cached(
             "INSERT INTO `_logs` (id, level, message, data, created) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        let mut row = RowText::default();
         for entry in batch {
-            let created = crate::datetime::format_millis(entry.finished_millis);
+            row.fill(entry, ids);
             let level = if entry.status >= 500 { 8 } else { 0 };
-            let message = format!("{} {}", entry.method, entry.url);
-            let data = RequestData {
-                kind: "request",
-                method: entry.method,
-                url: &entry.url,
-                status: entry.status,
-                exec_time: entry.exec_time_ms,
-                remote_ip: &entry.remote_ip,
-                user_ip: &entry.user_ip,
-                user_agent: &entry.user_agent,
-                referer: &entry.referer,
-                auth: &entry.auth,
-            };
-            let data = serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string());
             stmt.execute(rusqlite::params![
-                ids.next(entry.finished_millis),
+                row.id,
                 level,
-                message,
-                data,
-                created
+                row.message,
+                row.data(),
+                row.created
             ])?;
         }
         Ok(())
@@ -233,7 +278,13 @@ mod tests {
     fn log_ids_look_like_record_ids_increase_and_do_not_repeat() {
         let mut ids = LogIds::new();
         let now = crate::datetime::now_millis();
-        let all: Vec<String> = (0..10_000).map(|i| ids.next(now + i / 100)).collect();
+        let all: Vec<String> = (0..10_000)
+            .map(|i| {
+                let mut id = String::new();
+                ids.next_into(&mut id, now + i / 100);
+                id
+            })
+            .collect();
         let unique: std::collections::HashSet<&String> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
         assert!(all.iter().all(|id| id.len() == 15
@@ -247,8 +298,15 @@ mod tests {
 
     #[test]
     fn base36_pads_and_counts() {
+        let base36 = |n, width| {
+            let mut text = String::new();
+            push_base36(&mut text, n, width);
+            text
+        };
         assert_eq!(base36(0, 3), "000");
         assert_eq!(base36(35, 3), "00z");
         assert_eq!(base36(36, 3), "010");
+        assert_eq!(base36(36 * 36 * 36, 3), "000");
+        assert_eq!(base36(u64::MAX, 13), "3w5e11264sgsf");
     }
 }

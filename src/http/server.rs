@@ -308,22 +308,38 @@ impl RequestInfo {
     fn of(req: &Req<'_>, peer: Option<std::net::IpAddr>) -> RequestInfo {
         let ip_text =
             |ip: Option<std::net::IpAddr>| ip.map(super::client_ip::display).unwrap_or_default();
-        let path = format!("/{}", req.segments.join("/"));
-        let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let remote_ip = ip_text(peer);
+        // Without trusted proxies (the usual case) both IPs are the peer's.
+        let user_ip = if req.remote_ip == peer {
+            remote_ip.clone()
+        } else {
+            ip_text(req.remote_ip)
+        };
+        let mut path = String::with_capacity(64);
+        for segment in &req.segments {
+            path.push('/');
+            path.push_str(segment);
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        let mut url = path.clone();
+        for (n, (key, value)) in req.query.iter().enumerate() {
+            url.push(if n == 0 { '?' } else { '&' });
+            url.push_str(key);
+            url.push('=');
+            url.push_str(value);
+        }
         RequestInfo {
             method: req.method,
-            url: if query.is_empty() {
-                path.clone()
-            } else {
-                format!("{path}?{}", query.join("&"))
-            },
+            url,
             path,
             origin: req.header("origin").map(str::to_string),
             preflight_headers: req
                 .header("access-control-request-headers")
                 .map(str::to_string),
-            remote_ip: ip_text(peer),
-            user_ip: ip_text(req.remote_ip),
+            remote_ip,
+            user_ip,
             user_agent: req.header("user-agent").unwrap_or_default().to_string(),
             referer: req.header("referer").unwrap_or_default().to_string(),
         }
