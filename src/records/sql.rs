@@ -397,9 +397,12 @@ fn text_of(stored: ValueRef<'_>) -> String {
         ValueRef::Null => String::new(),
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) => cast::format_float(f),
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
-            String::from_utf8_lossy(bytes).into_owned()
-        }
+        // Valid UTF-8 is the rule; checking it whole is much cheaper than
+        // the lossy conversion's chunk-by-chunk walk.
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        },
     }
 }
 
