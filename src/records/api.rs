@@ -191,7 +191,7 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
         let total = sql::count(ctx.db, &collection, filter)? as i64;
         (total, (total + per_page - 1) / per_page)
     };
-    let items = present(ctx, &info, &collection, &items, &present_options(req)?);
+    let items = present(ctx, &info, &collection, items, &present_options(req)?);
     Ok(Reply::json(&json!({
         "page": page, "perPage": per_page, "totalItems": total_items, "totalPages": total_pages, "items": items,
     })))
@@ -225,9 +225,9 @@ pub fn view(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply
     let info = RequestInfo::from_req(req, ctx.auth.clone());
     let record = find_visible(ctx, &collection, id, rule.as_deref(), &info)?;
     let presenter = Presenter::for_request(ctx.db, &ctx.schema, &info);
-    Ok(Reply::json(&presenter.present_one(
+    Ok(Reply::json(&presenter.present_one_owned(
         &collection,
-        &record,
+        record,
         &present_options(req)?,
     )))
 }

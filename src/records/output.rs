@@ -33,13 +33,23 @@ pub fn to_json(
     values: &RecordValues,
     viewer: &Viewer,
 ) -> Map<String, Value> {
+    into_json(collection, values.clone(), viewer)
+}
+
+/// As [`to_json`], moving the record's names and values into the JSON
+/// instead of copying them.
+pub fn into_json(
+    collection: &Collection,
+    mut values: RecordValues,
+    viewer: &Viewer,
+) -> Map<String, Value> {
     let mut out = Map::with_capacity(collection.fields.len() + 2);
     out.insert("collectionId".into(), Value::String(collection.id.clone()));
     out.insert(
         "collectionName".into(),
         Value::String(collection.name.clone()),
     );
-    let hide_email = collection.is_auth() && !email_visible(values, viewer);
+    let hide_email = collection.is_auth() && !email_visible(&values, viewer);
     for field in &collection.fields {
         if field.hidden && !viewer.is_superuser {
             continue;
@@ -48,16 +58,15 @@ pub fn to_json(
         if never_shown || (hide_email && field.name == EMAIL_FIELD) {
             continue;
         }
-        let value = match field.kind {
+        let (name, value) = match field.kind {
             // Hashes never leave the server; a visible password field shows "".
             FieldKind::Password { .. } if field.hidden => continue,
-            FieldKind::Password { .. } => Value::String(String::new()),
+            FieldKind::Password { .. } => (field.name.clone(), Value::String(String::new())),
             _ => values
-                .get(&field.name)
-                .cloned()
-                .unwrap_or_else(|| zero_value(&field.kind)),
+                .take(&field.name)
+                .unwrap_or_else(|| (field.name.clone(), zero_value(&field.kind))),
         };
-        out.insert(field.name.clone(), value);
+        out.insert(name, value);
     }
     out
 }

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use super::expand::{self, ExpandTree};
 use super::fields::FieldsPicker;
 use super::filter::{self, RecordQuery, RequestInfo, WhereClause};
-use super::output::{to_json, Viewer};
+use super::output::{into_json, Viewer};
 use super::values::RecordValues;
 use crate::app::Ctx;
 use crate::auth::Auth;
@@ -71,10 +71,10 @@ pub fn present(
     ctx: &Ctx<'_>,
     request: &RequestInfo,
     collection: &Collection,
-    records: &[RecordValues],
+    records: Vec<RecordValues>,
     options: &PresentOptions,
 ) -> Vec<Value> {
-    Presenter::for_request(ctx.db, &ctx.schema, request).present(collection, records, options)
+    Presenter::for_request(ctx.db, &ctx.schema, request).present_owned(collection, records, options)
 }
 
 /// Who is looking and where to read related records from: a worker's read
@@ -123,7 +123,17 @@ impl<'a> Presenter<'a> {
         records: &[RecordValues],
         options: &PresentOptions,
     ) -> Vec<Value> {
-        let mut out = self.present_unpicked(collection, records, &options.expand);
+        self.present_owned(collection, records.to_vec(), options)
+    }
+
+    /// As `present`, moving the records' values into the JSON.
+    pub fn present_owned(
+        &self,
+        collection: &Collection,
+        records: Vec<RecordValues>,
+        options: &PresentOptions,
+    ) -> Vec<Value> {
+        let mut out = self.present_unpicked_owned(collection, records, &options.expand);
         if let Some(fields) = &options.fields {
             for value in &mut out {
                 fields.pick(value);
@@ -139,7 +149,17 @@ impl<'a> Presenter<'a> {
         record: &RecordValues,
         options: &PresentOptions,
     ) -> Value {
-        self.present(collection, std::slice::from_ref(record), options)
+        self.present_one_owned(collection, record.clone(), options)
+    }
+
+    /// As `present_one`, moving the record's values into the JSON.
+    pub fn present_one_owned(
+        &self,
+        collection: &Collection,
+        record: RecordValues,
+        options: &PresentOptions,
+    ) -> Value {
+        self.present_owned(collection, vec![record], options)
             .pop()
             .unwrap_or(Value::Null)
     }
@@ -152,8 +172,17 @@ impl<'a> Presenter<'a> {
         records: &[RecordValues],
         expand_tree: &ExpandTree,
     ) -> Vec<Value> {
-        let mut shown = self.show(collection, records);
-        let expands = expand::expand(self, collection, records, expand_tree);
+        self.present_unpicked_owned(collection, records.to_vec(), expand_tree)
+    }
+
+    fn present_unpicked_owned(
+        &self,
+        collection: &Collection,
+        records: Vec<RecordValues>,
+        expand_tree: &ExpandTree,
+    ) -> Vec<Value> {
+        let expands = expand::expand(self, collection, &records, expand_tree);
+        let mut shown = self.show_owned(collection, records);
         for (json, expand) in shown.iter_mut().zip(expands) {
             if let Some(expand) = expand {
                 json.insert("expand".into(), Value::Object(expand));
@@ -172,10 +201,18 @@ impl<'a> Presenter<'a> {
         collection: &Collection,
         records: &[RecordValues],
     ) -> Vec<Map<String, Value>> {
-        let managed = self.managed_ids(collection, records);
+        self.show_owned(collection, records.to_vec())
+    }
+
+    fn show_owned(
+        &self,
+        collection: &Collection,
+        records: Vec<RecordValues>,
+    ) -> Vec<Map<String, Value>> {
+        let managed = self.managed_ids(collection, &records);
         let requester = self.request.auth.as_ref();
         records
-            .iter()
+            .into_iter()
             .map(|record| {
                 let viewer = Viewer {
                     is_superuser: self.is_superuser(),
@@ -183,7 +220,7 @@ impl<'a> Presenter<'a> {
                         .is_some_and(|a| a.collection.id == collection.id && a.id() == record.id()),
                     can_manage: managed.contains(record.id()),
                 };
-                to_json(collection, record, &viewer)
+                into_json(collection, record, &viewer)
             })
             .collect()
     }
