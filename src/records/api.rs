@@ -580,7 +580,17 @@ impl RequestParts {
         auth: Option<Auth>,
         body: &Map<String, Value>,
     ) -> RequestInfo {
-        let mut info = RequestInfo::from_req(&self.to_req(), auth).with_body(body.clone());
+        self.request_info_of(&self.to_req(), auth, body)
+    }
+
+    /// As `request_info`, from this request already rebuilt by `to_req`.
+    fn request_info_of(
+        &self,
+        req: &Req<'_>,
+        auth: Option<Auth>,
+        body: &Map<String, Value>,
+    ) -> RequestInfo {
+        let mut info = RequestInfo::from_req(req, auth).with_body(body.clone());
         info.context = self.context.into();
         info
     }
@@ -612,7 +622,8 @@ pub(crate) fn run_write(
     body: Map<String, Value>,
     passwords: &PasswordWork,
 ) -> Result<(u16, Value), ApiError> {
-    let info = request.request_info(ctx.auth.clone(), &body);
+    let req = request.to_req();
+    let info = request.request_info_of(&req, ctx.auth.clone(), &body);
     let written = match action {
         WriteAction::Create { collection } => {
             apply_create(ctx, tx, collection, body, &info, passwords)?
@@ -625,10 +636,7 @@ pub(crate) fn run_write(
             return Ok((204, Value::Null));
         }
     };
-    Ok((
-        200,
-        render_written(ctx, &info, &request.to_req(), &written)?,
-    ))
+    Ok((200, render_written(ctx, &info, &req, &written)?))
 }
 
 /// The answer body of a create or update: the one place written records

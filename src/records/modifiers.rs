@@ -34,6 +34,14 @@ pub fn modifier_keys(name: &str) -> [(String, Modifier); 3] {
     ]
 }
 
+/// Whether any key of `body` has the shape of a modifier key (`+f`, `f+`,
+/// `f-`). Most bodies have none, and then no field needs its three keys
+/// spelled out and looked up.
+pub fn any_modifier_key(body: &serde_json::Map<String, serde_json::Value>) -> bool {
+    body.keys()
+        .any(|key| key.starts_with('+') || key.ends_with('+') || key.ends_with('-'))
+}
+
 /// The field's new value after applying `modifier` with operand `raw` to
 /// `current`, `Ok(None)` when the type ignores that modifier (text, `+n`
 /// on numbers, ...), or an error when a number turns into NaN/infinity.
@@ -85,6 +93,16 @@ fn apply_to_list(kind: &FieldKind, current: &Value, modifier: Modifier, raw: &Va
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn modifier_shaped_keys_are_noticed() {
+        let keys = |body: Value| any_modifier_key(body.as_object().expect("an object"));
+        assert!(!keys(json!({"title": "x", "views": 1, "a-b": 2, "c+d": 3})));
+        assert!(keys(json!({"title": "x", "views+": 1})));
+        assert!(keys(json!({"+tags": ["a"]})));
+        assert!(keys(json!({"tags-": "a"})));
+        assert!(!keys(json!({})));
+    }
 
     fn number() -> FieldKind {
         FieldKind::Number {

@@ -143,7 +143,7 @@ impl<'a> Draft<'a> {
         current: Option<&'a RecordValues>,
         opts: &'a WriteOptions,
     ) -> Draft<'a> {
-        let mut values = RecordValues::new();
+        let mut values = RecordValues::with_capacity(collection.fields.len());
         for field in &collection.fields {
             let stored = current.and_then(|c| c.get(&field.name)).cloned();
             values.set(
@@ -234,6 +234,9 @@ impl<'a> Draft<'a> {
                     self.fail(&field.name, validate::not_a_number_error())
                 }
             }
+        }
+        if !modifiers::any_modifier_key(body) {
+            return;
         }
         for (key, modifier) in modifier_keys(&field.name) {
             let Some(raw) = body.get(&key) else { continue };

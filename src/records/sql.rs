@@ -92,13 +92,18 @@ fn table(collection: &Collection) -> String {
 /// Built in one string: every record read asks for it.
 fn column_list(collection: &Collection) -> String {
     let mut list = String::with_capacity(collection.fields.len() * 16);
+    push_column_list(&mut list, collection);
+    list
+}
+
+/// Appends [`column_list`] to `sql`.
+fn push_column_list(sql: &mut String, collection: &Collection) {
     for (i, field) in collection.fields.iter().enumerate() {
         if i > 0 {
-            list.push_str(", ");
+            sql.push_str(", ");
         }
-        push_quoted_ident(&mut list, &field.name);
+        push_quoted_ident(sql, &field.name);
     }
-    list
 }
 
 /// Inserts a new record. `values` should come from `prepare_create`;
@@ -113,13 +118,21 @@ pub fn insert(
         .iter()
         .filter(|f| values.get(&f.name).is_some())
         .collect();
-    let columns: Vec<String> = fields.iter().map(|f| quote_ident(&f.name)).collect();
-    let placeholders = vec!["?"; fields.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({placeholders})",
-        table(collection),
-        columns.join(", ")
-    );
+    let mut sql = String::with_capacity(64 + fields.len() * 24);
+    sql.push_str("INSERT INTO ");
+    push_quoted_ident(&mut sql, &collection.name);
+    sql.push_str(" (");
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        push_quoted_ident(&mut sql, &field.name);
+    }
+    sql.push_str(") VALUES (");
+    for i in 0..fields.len() {
+        sql.push_str(if i > 0 { ", ?" } else { "?" });
+    }
+    sql.push(')');
     let params = fields.iter().map(|f| to_sql(&f.kind, values.get(&f.name)));
     // Cached: preparing an INSERT (constraints, indexes, foreign keys) costs
     // more than running it, and it runs on the writer thread.
@@ -181,11 +194,13 @@ pub fn find_by_id(
     collection: &Collection,
     id: &str,
 ) -> rusqlite::Result<Option<RecordValues>> {
-    let sql = format!(
-        "SELECT {} FROM {} WHERE `id` = ? LIMIT 1",
-        column_list(collection),
-        table(collection)
-    );
+    // Built in place: every record view and every write's read-back asks.
+    let mut sql = String::with_capacity(48 + collection.fields.len() * 16);
+    sql.push_str("SELECT ");
+    push_column_list(&mut sql, collection);
+    sql.push_str(" FROM ");
+    push_quoted_ident(&mut sql, &collection.name);
+    sql.push_str(" WHERE `id` = ? LIMIT 1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query([id])?;
     match rows.next()? {

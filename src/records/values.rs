@@ -46,7 +46,14 @@ impl RecordValues {
     }
 
     pub fn set(&mut self, name: &str, value: Value) {
-        self.0.insert(name.to_string(), value);
+        // Most sets replace a value (a draft starts from every field's zero
+        // value): only a new name needs its own copy.
+        match self.0.get_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                self.0.insert(name.to_string(), value);
+            }
+        }
     }
 
     /// Removes the value of `name` and hands over its name and value. The

@@ -190,7 +190,7 @@ fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>, on_commit:
 }
 
 fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, on_commit: &OnCommit) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let err = WriterError::Transaction(e.to_string());
         log::error!("writer: {err}");
         for job in batch {
@@ -210,7 +210,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, on_commit: &OnCommi
                 earlier.finish(Err(err.clone()));
             }
             job.finish(Err(err));
-            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
                 log::error!("writer: cannot restart the transaction: {e}");
                 return;
             }
@@ -218,9 +218,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, on_commit: &OnCommi
         }
         done.push((job, actions));
     }
-    let committed = conn
-        .execute_batch("COMMIT")
-        .map_err(|e| WriterError::Transaction(e.to_string()));
+    let committed = run_cached(conn, "COMMIT").map_err(|e| WriterError::Transaction(e.to_string()));
     match &committed {
         Ok(()) => on_commit(),
         Err(e) => {
@@ -276,8 +274,9 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) -> Vec<AfterCommit> {
 }
 
 /// Runs one statement through the connection's statement cache: every job
-/// opens and releases a savepoint, and parsing those each time would be a
-/// fixed cost on the one thread all writes pass through.
+/// opens and releases a savepoint and every batch begins and commits, and
+/// parsing those each time would be a fixed cost on the one thread all
+/// writes pass through.
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }

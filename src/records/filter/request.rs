@@ -98,6 +98,9 @@ pub fn body_with_modifiers_applied(
     current: Option<&RecordValues>,
 ) -> Map<String, Value> {
     let mut out = body.clone();
+    if !modifiers::any_modifier_key(body) {
+        return out;
+    }
     let zero;
     let current = match current {
         Some(record) => record,
