@@ -369,8 +369,12 @@ fn send(
     let status = reply.status;
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(status);
     let mut add = |name: &str, value: &str| {
-        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
+        if tiny_http_interprets(name) {
+            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(h);
+            }
+        } else {
+            response.add_header_line(name, value);
         }
     };
     let keeps_frame_header = !reply
@@ -408,6 +412,23 @@ fn send(
         log::debug!("could not send the response: {e}");
     }
     log_request(app, info, status, started);
+}
+
+/// Headers tiny_http reads back from a response (the body's length and type,
+/// the connection's framing): these go in as `Header` values; any other
+/// header is written as a plain line, without allocating for it.
+fn tiny_http_interprets(name: &str) -> bool {
+    [
+        "Content-Length",
+        "Content-Type",
+        "Date",
+        "Connection",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    ]
+    .iter()
+    .any(|interpreted| name.eq_ignore_ascii_case(interpreted))
 }
 
 /// The security headers of every response and, for an allowed origin, the
@@ -471,6 +492,36 @@ fn log_request(app: &App, info: &RequestInfo, status: u16, started: std::time::I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_lines_reach_the_head_and_line_breaks_never_do() {
+        let mut response = tiny_http::Response::from_data(b"{}".to_vec());
+        assert!(response.add_header_line("X-Frame-Options", "SAMEORIGIN"));
+        assert!(!response.add_header_line("X-Evil", "a\r\nSet-Cookie: x=1"));
+        assert!(!response.add_header_line("Bad Name", "v"));
+        assert!(!response.add_header_line("", "v"));
+        assert!(!response.add_header_line("X-Utf8", "caf\u{e9}"));
+        let mut head = Vec::new();
+        response
+            .raw_print(&mut head, tiny_http::HTTPVersion(1, 1), &[], false, None)
+            .expect("written to memory");
+        let text = String::from_utf8(head).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "), "{text}");
+        assert!(
+            text.contains("\r\nX-Frame-Options: SAMEORIGIN\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\nContent-Length: 2\r\n\r\n{}"), "{text}");
+        assert!(!text.contains("Evil") && !text.contains("Cookie") && !text.contains("Utf8"));
+    }
+
+    #[test]
+    fn headers_tiny_http_reads_back_are_known_in_any_case() {
+        assert!(tiny_http_interprets("content-type"));
+        assert!(tiny_http_interprets("Content-Length"));
+        assert!(!tiny_http_interprets("X-Frame-Options"));
+        assert!(!tiny_http_interprets("Vary"));
+    }
 
     #[test]
     fn a_query_past_its_deadline_is_interrupted_and_the_connection_stays_usable() {

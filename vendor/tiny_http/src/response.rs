@@ -41,6 +41,8 @@ pub struct Response<R> {
     reader: R,
     status_code: StatusCode,
     headers: Vec<Header>,
+    /// Header lines added with `add_header_line`, already formatted.
+    header_lines: Vec<u8>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
 }
@@ -71,42 +73,82 @@ impl FromStr for TransferEncoding {
 }
 
 /// Builds a Date: header with the current date.
-fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+/// Appends `Date: <now>\r\n`. The text changes once a second, so each
+/// thread keeps the last one it formatted instead of formatting the date for
+/// every response.
+fn push_date_line(head: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != second || last.1.is_empty() {
+            *last = (second, HttpDate::from(now).to_string());
+        }
+        head.extend_from_slice(b"Date: ");
+        head.extend_from_slice(last.1.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    });
 }
 
-fn write_message_header<W>(
-    mut writer: W,
+/// Appends `n` in decimal.
+fn push_decimal(head: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    head.extend_from_slice(&digits[start..]);
+}
+
+/// The status line and the headers, up to and including the empty line
+/// that ends the head: gathered in one buffer, since every write to the
+/// connection takes a lock.
+fn message_head(
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
-) -> IoResult<()>
-where
-    W: Write,
-{
-    // writing status line
-    write!(
-        &mut writer,
-        "HTTP/{}.{} {} {}\r\n",
-        http_version.0,
-        http_version.1,
-        status_code.0,
-        status_code.default_reason_phrase()
-    )?;
-
-    // writing headers
-    for header in headers.iter() {
-        writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
-        writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+    header_lines: &[u8],
+    content_length: Option<usize>,
+) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256 + header_lines.len());
+    head.extend_from_slice(b"HTTP/");
+    push_decimal(&mut head, usize::from(http_version.0));
+    head.push(b'.');
+    push_decimal(&mut head, usize::from(http_version.1));
+    head.push(b' ');
+    push_decimal(&mut head, usize::from(status_code.0));
+    head.push(b' ');
+    head.extend_from_slice(status_code.default_reason_phrase().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    if !headers.iter().any(|h| h.field.equiv("Date")) {
+        push_date_line(&mut head);
     }
-
-    // separator between header and data
-    write!(&mut writer, "\r\n")?;
-
-    Ok(())
+    for header in headers {
+        head.extend_from_slice(header.field.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(header.value.as_str().as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(header_lines);
+    if let Some(length) = content_length {
+        head.extend_from_slice(b"Content-Length: ");
+        push_decimal(&mut head, length);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 fn choose_transfer_encoding(
@@ -204,6 +246,7 @@ where
             reader: data,
             status_code,
             headers: Vec::with_capacity(16),
+            header_lines: Vec::new(),
             data_length,
             chunked_threshold: None,
         };
@@ -298,6 +341,33 @@ where
         self
     }
 
+    /// Adds a header the library gives no meaning to (not `Content-Length`,
+    /// `Content-Type`, `Date`, `Connection`, `Trailer`, `Transfer-Encoding`
+    /// or `Upgrade`, which need `add_header`), written as given without a
+    /// `Header` value of its own. Returns `false`, adding nothing, unless the
+    /// name is a token and the value is printable ASCII or tabs, so no line
+    /// break can ever reach the head.
+    pub fn add_header_line(&mut self, name: &str, value: &str) -> bool {
+        let token = |b: u8| {
+            matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+                | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+                | b'^' | b'_' | b'`' | b'|' | b'~')
+        };
+        let printable = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+        if name.is_empty() || !name.bytes().all(token) || !value.bytes().all(printable) {
+            return false;
+        }
+        if self.header_lines.is_empty() {
+            // room for the few lines a response usually gets
+            self.header_lines.reserve(256);
+        }
+        self.header_lines.extend_from_slice(name.as_bytes());
+        self.header_lines.extend_from_slice(b": ");
+        self.header_lines.extend_from_slice(value.as_bytes());
+        self.header_lines.extend_from_slice(b"\r\n");
+        true
+    }
+
     /// Returns the same request, but with a different status code.
     #[inline]
     pub fn with_status_code<S>(mut self, code: S) -> Response<R>
@@ -316,6 +386,7 @@ where
         Response {
             reader,
             headers: self.headers,
+            header_lines: self.header_lines,
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
@@ -348,10 +419,7 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
-        }
+        // `Date` is added by `message_head` unless a header sets it
 
         // no `Server` header is added: PocketBase sends none, and naming
         // the HTTP library only helps fingerprinting
@@ -398,26 +466,23 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
-            Some(TransferEncoding::Identity) => {
-                assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
-            }
-
+            // `Content-Length` is written by `message_head`
             _ => (),
+        };
+        let content_length = match transfer_encoding {
+            Some(TransferEncoding::Identity) => data_length,
+            _ => None,
         };
 
         // sending headers, gathered first: every write to the connection's
         // writer takes a lock, and a head is some forty small writes
-        let mut head = Vec::with_capacity(512);
-        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
+        let head = message_head(
+            &http_version,
+            &self.status_code,
+            &self.headers,
+            &self.header_lines,
+            content_length,
+        );
         writer.write_all(&head)?;
 
         // sending the body
@@ -472,6 +537,7 @@ where
             reader: Box::new(self.reader) as Box<dyn Read + Send>,
             status_code: self.status_code,
             headers: self.headers,
+            header_lines: self.header_lines,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
@@ -560,6 +626,7 @@ impl Clone for Response<io::Empty> {
             reader: io::empty(),
             status_code: self.status_code,
             headers: self.headers.clone(),
+            header_lines: self.header_lines.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
