@@ -5,6 +5,7 @@
 use crate::error::ApiError;
 use std::io::Read;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The default body limit, as the reference's (32 MiB).
 pub const DEFAULT_BODY_LIMIT: u64 = 32 << 20;
@@ -60,7 +61,9 @@ pub struct Req<'a> {
     pub remote_ip: Option<IpAddr>,
     /// Whether the raw path ended in `/` (static directories redirect otherwise).
     pub raw_path_ends_with_slash: bool,
-    headers: Vec<(String, String)>,
+    /// Names lower-cased. Shared: a write job and the rules' view of the
+    /// request take the same list instead of copies.
+    headers: Arc<[(String, String)]>,
     body: Option<&'a mut dyn Read>,
     body_length: Option<usize>,
 }
@@ -74,7 +77,7 @@ impl<'a> Req<'a> {
             .filter(|s| !s.is_empty())
             .map(percent_decode)
             .collect();
-        let headers = rq
+        let headers: Vec<(String, String)> = rq
             .headers()
             .iter()
             .map(|h| {
@@ -93,7 +96,7 @@ impl<'a> Req<'a> {
             query: parse_query(query),
             remote_ip,
             raw_path_ends_with_slash,
-            headers,
+            headers: headers.into(),
             body: Some(rq.as_reader()),
             body_length,
         }
@@ -126,12 +129,28 @@ impl<'a> Req<'a> {
         }
     }
 
+    /// As `synthetic` without a body, sharing `headers`, whose names are
+    /// already lower-cased (those of another `Req`).
+    pub fn synthetic_sharing(
+        method: Method,
+        url: &str,
+        headers: Arc<[(String, String)]>,
+    ) -> Req<'static> {
+        let mut req = Req::synthetic(method, url, Vec::new(), None);
+        req.headers = headers;
+        req
+    }
+
+    /// The headers, shared rather than copied.
+    pub fn shared_headers(&self) -> Arc<[(String, String)]> {
+        Arc::clone(&self.headers)
+    }
+
     /// The first value of a header (name matched case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
         self.headers
             .iter()
-            .find(|(k, _)| *k == name)
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 

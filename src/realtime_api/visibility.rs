@@ -35,7 +35,7 @@ use super::ClientAuth;
 use crate::auth::Auth;
 use crate::collections::{Collection, Schema};
 use crate::query::SqlValue;
-use crate::records::filter::{RecordQuery, RequestInfo};
+use crate::records::filter::{RecordQuery, RequestFields, RequestInfo};
 use crate::records::sql::to_sql;
 use crate::records::RecordValues;
 use crate::store::quote_ident;
@@ -368,8 +368,8 @@ fn realtime_request(auth: Option<&Auth>, options: &SubscriptionOptions) -> Reque
     let mut request = RequestInfo::new(auth.cloned());
     request.method = "GET".into();
     request.context = REALTIME_CONTEXT.into();
-    request.query = strings(&options.query);
-    request.headers = strings(&options.headers);
+    request.query = RequestFields::from_map(strings(&options.query));
+    request.headers = RequestFields::from_map(strings(&options.headers));
     request
 }
 

@@ -547,7 +547,8 @@ pub(crate) struct RequestParts {
     pub method: Method,
     pub path: String,
     pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
+    /// Names lower-cased, as `Req` keeps them.
+    pub headers: Arc<[(String, String)]>,
     pub remote_ip: Option<IpAddr>,
     /// `@request.context`: `default`, or `batch` for a batch step.
     pub context: &'static str,
@@ -559,7 +560,7 @@ impl RequestParts {
             method: req.method,
             path: format!("/{}", req.segments.join("/")),
             query: req.query.clone(),
-            headers: req.headers().to_vec(),
+            headers: req.shared_headers(),
             remote_ip: req.remote_ip,
             context: "default",
         }
@@ -567,7 +568,7 @@ impl RequestParts {
 
     /// The request without its body, which the write already holds.
     pub(crate) fn to_req(&self) -> Req<'static> {
-        let mut req = Req::synthetic(self.method, &self.path, self.headers.clone(), None);
+        let mut req = Req::synthetic_sharing(self.method, &self.path, Arc::clone(&self.headers));
         req.query = self.query.clone();
         req.remote_ip = self.remote_ip;
         req

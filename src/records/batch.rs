@@ -333,7 +333,7 @@ impl Step {
             method: method_of(&sub.method),
             path: path.to_string(),
             query: parse_query(query),
-            headers: step_headers(batch.headers(), sub.headers),
+            headers: step_headers(batch.headers(), sub.headers).into(),
             remote_ip: batch.remote_ip,
             context: "batch",
         };

@@ -20,7 +20,7 @@ mod joins;
 mod request;
 mod resolver;
 
-pub use request::RequestInfo;
+pub use request::{RequestFields, RequestInfo};
 
 use crate::app::Ctx;
 use crate::auth::Auth;

@@ -10,6 +10,7 @@ use crate::collections::{Collection, FieldKind};
 use crate::http::{Method, Req};
 use crate::records::{modifiers, RecordValues};
 use serde_json::{Map, Value};
+use std::sync::{Arc, OnceLock};
 
 /// The request a filter or rule is evaluated for.
 #[derive(Debug, Clone)]
@@ -19,9 +20,9 @@ pub struct RequestInfo {
     /// `default` for the records API; the auth flows and realtime use their own.
     pub context: String,
     /// The first value of each query parameter.
-    pub query: Map<String, Value>,
+    pub query: RequestFields,
     /// The first value of each header, names lower-cased with `-` → `_`.
-    pub headers: Map<String, Value>,
+    pub headers: RequestFields,
     /// The submitted body as parsed (modifier keys such as `n+` included).
     pub body: Map<String, Value>,
     pub auth: Option<Auth>,
@@ -33,8 +34,8 @@ impl RequestInfo {
         RequestInfo {
             method: String::new(),
             context: "default".into(),
-            query: Map::new(),
-            headers: Map::new(),
+            query: RequestFields::default(),
+            headers: RequestFields::default(),
             body: Map::new(),
             auth,
         }
@@ -45,27 +46,8 @@ impl RequestInfo {
     pub fn from_req(req: &Req<'_>, auth: Option<Auth>) -> RequestInfo {
         let mut info = RequestInfo::new(auth);
         info.method = method_name(req.method).into();
-        for (name, value) in &req.query {
-            if !info.query.contains_key(name) {
-                info.query
-                    .insert(name.clone(), Value::String(value.clone()));
-            }
-        }
-        for (name, value) in req.headers() {
-            let key: String = name
-                .chars()
-                .map(|c| {
-                    if c == '-' {
-                        '_'
-                    } else {
-                        c.to_ascii_lowercase()
-                    }
-                })
-                .collect();
-            if !info.headers.contains_key(&key) {
-                info.headers.insert(key, Value::String(value.clone()));
-            }
-        }
+        info.query = RequestFields::from_pairs(req.query.as_slice().into(), Naming::AsSent);
+        info.headers = RequestFields::from_pairs(req.shared_headers(), Naming::Header);
         info
     }
 
@@ -86,6 +68,74 @@ fn method_name(method: Method) -> &'static str {
         Method::Other => "",
         known => known.name(),
     }
+}
+
+/// `@request.query` or `@request.headers`: the request's name-value pairs,
+/// made into the map rules read only when one first does. Most requests
+/// meet no rule that reads them, and building the map (every name and value
+/// copied, header names rewritten) cost more than the rest of the request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFields {
+    pairs: Arc<[(String, String)]>,
+    naming: Naming,
+    map: OnceLock<Map<String, Value>>,
+}
+
+/// How a pair's name becomes a key of the map.
+#[derive(Debug, Clone, Copy, Default)]
+enum Naming {
+    /// Query parameters: as sent.
+    #[default]
+    AsSent,
+    /// Headers: lower-cased, `-` → `_` (`X-Token` is `x_token`).
+    Header,
+}
+
+impl RequestFields {
+    fn from_pairs(pairs: Arc<[(String, String)]>, naming: Naming) -> RequestFields {
+        RequestFields {
+            pairs,
+            naming,
+            map: OnceLock::new(),
+        }
+    }
+
+    /// Fields given as a ready map (realtime subscriptions, tests).
+    pub fn from_map(map: Map<String, Value>) -> RequestFields {
+        RequestFields {
+            map: OnceLock::from(map),
+            ..RequestFields::default()
+        }
+    }
+
+    /// Name → value (a string), the first value of each name.
+    pub fn map(&self) -> &Map<String, Value> {
+        self.map.get_or_init(|| {
+            let mut map = Map::with_capacity(self.pairs.len());
+            for (name, value) in self.pairs.iter() {
+                let key = match self.naming {
+                    Naming::AsSent => name.clone(),
+                    Naming::Header => header_key(name),
+                };
+                map.entry(key)
+                    .or_insert_with(|| Value::String(value.clone()));
+            }
+            map
+        })
+    }
+}
+
+/// A header name as `@request.headers` spells it.
+fn header_key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 /// The body with modifier keys (`n+`, `+tags`, `tags-`) replaced by the
@@ -213,6 +263,29 @@ mod tests {
     use super::*;
     use crate::collections::Field;
     use serde_json::json;
+
+    #[test]
+    fn query_and_headers_read_as_rules_see_them() {
+        let headers = vec![
+            ("X-Token".to_string(), "abc".to_string()),
+            ("x-token".to_string(), "second".to_string()),
+            ("user-agent".to_string(), "curl".to_string()),
+        ];
+        let mut req = Req::synthetic(Method::Get, "/api/x?q=1&q=2&page=3", headers, None);
+        req.query.push(("late".into(), "yes".into()));
+        let info = RequestInfo::from_req(&req, None);
+        assert_eq!(
+            Value::Object(info.headers.map().clone()),
+            json!({"x_token": "abc", "user_agent": "curl"})
+        );
+        assert_eq!(
+            Value::Object(info.query.map().clone()),
+            json!({"q": "1", "page": "3", "late": "yes"})
+        );
+        let given = RequestFields::from_map(json!({"a": "b"}).as_object().cloned().unwrap());
+        assert_eq!(given.map().get("a"), Some(&json!("b")));
+        assert!(RequestFields::default().map().is_empty());
+    }
 
     fn collection() -> Collection {
         let mut c = crate::collections::defaults::new_collection(

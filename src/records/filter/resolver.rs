@@ -465,8 +465,8 @@ impl<'a> RecordResolver<'a> {
     ) -> Result<Resolved, FilterError> {
         let auth_value;
         let found = match path[1].as_str() {
-            "query" => lookup_in(&self.info.query, &path[2..]),
-            "headers" => lookup_in(&self.info.headers, &path[2..]),
+            "query" => lookup_in(self.info.query.map(), &path[2..]),
+            "headers" => lookup_in(self.info.headers.map(), &path[2..]),
             "body" => request::lookup(self.body(), &path[2..]),
             "auth" => {
                 auth_value = self

@@ -566,8 +566,8 @@ fn request_values() {
     let fx = fixture();
     let mut info = superuser();
     info.method = "GET".into();
-    info.query.insert("code".into(), json!("open"));
-    info.headers.insert("x_token".into(), json!("abc"));
+    info.query = RequestFields::from_map(json!({"code": "open"}).as_object().cloned().unwrap());
+    info.headers = RequestFields::from_map(json!({"x_token": "abc"}).as_object().cloned().unwrap());
     let all = fx.items("", &info).unwrap();
     let run = |filter: &str| fx.items(filter, &info).unwrap();
     assert_eq!(
@@ -1259,7 +1259,7 @@ fn random_filters_execute_and_agree_with_their_count() {
             .as_object()
             .unwrap()
             .clone();
-        info.query.insert("q".into(), json!("x"));
+        info.query = RequestFields::from_map(json!({"q": "x"}).as_object().cloned().unwrap());
     }
     let mut runner = TestRunner::new(Config {
         cases,
