@@ -55,8 +55,9 @@ impl Method {
 /// The request as handlers see it.
 pub struct Req<'a> {
     pub method: Method,
-    /// Percent-decoded path segments, without empty ones.
-    pub segments: Vec<String>,
+    /// Percent-decoded path segments, without empty ones. Shared, so the
+    /// router can match on them while handlers borrow the request.
+    pub segments: Arc<[String]>,
     pub query: Vec<(String, String)>,
     pub remote_ip: Option<IpAddr>,
     /// Whether the raw path ended in `/` (static directories redirect otherwise).

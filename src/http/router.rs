@@ -19,7 +19,7 @@ pub fn dispatch(app: &Arc<App>, db: &Connection, req: &mut Req<'_>) -> Result<Ou
     }
     let mut ctx = Ctx::new(app, db, req.remote_ip);
     ctx.auth = auth::token::authenticate(&ctx, req.header("authorization"));
-    let segments: Vec<String> = req.segments.clone();
+    let segments = Arc::clone(&req.segments);
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
     super::admission::admit(&ctx, req, &path)?;
     use Method::*;

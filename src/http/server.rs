@@ -251,8 +251,8 @@ fn handle(app: &Arc<App>, reader: &mut ReadConnection, mut request: tiny_http::R
         (outcome, info)
     };
     match outcome {
-        Outcome::Now(reply) => send(request, reply, &info, app, started),
-        Outcome::Stream(take_over) => hand_over(request, take_over, &info, app, started),
+        Outcome::Now(reply) => send(request, reply, info, app, started),
+        Outcome::Stream(take_over) => hand_over(request, take_over, info, app, started),
         Outcome::Later(work) => {
             let app2 = app.clone();
             let pending = (request, work, info);
@@ -266,7 +266,7 @@ fn handle(app: &Arc<App>, reader: &mut ReadConnection, mut request: tiny_http::R
                             error_reply(&ApiError::internal("deferred handler panicked"), &info)
                         }
                     };
-                    send(request, reply, &info, &app2, started);
+                    send(request, reply, info, &app2, started);
                 });
             // A full hashing queue means a login storm: shed load rather
             // than let it take the workers too.
@@ -275,7 +275,7 @@ fn handle(app: &Arc<App>, reader: &mut ReadConnection, mut request: tiny_http::R
                     message: "Too many concurrent sign-ins, try again shortly.".into(),
                     retry_after_secs: 1,
                 };
-                send(request, Reply::error(&busy), &info, app, started);
+                send(request, Reply::error(&busy), info, app, started);
             }
         }
     }
@@ -316,7 +316,7 @@ impl RequestInfo {
             ip_text(req.remote_ip)
         };
         let mut path = String::with_capacity(64);
-        for segment in &req.segments {
+        for segment in req.segments.iter() {
             path.push('/');
             path.push_str(segment);
         }
@@ -362,7 +362,7 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 fn send(
     request: tiny_http::Request,
     reply: Reply,
-    info: &RequestInfo,
+    info: RequestInfo,
     app: &App,
     started: std::time::Instant,
 ) {
@@ -381,7 +381,7 @@ fn send(
         .headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("X-Frame-Options"));
-    for (name, value) in common_headers(info, app, keeps_frame_header) {
+    for (name, value) in common_headers(&info, app, keeps_frame_header) {
         add(name, &value);
     }
     for (name, value) in &reply.headers {
@@ -454,11 +454,11 @@ fn common_headers(
 fn hand_over(
     request: tiny_http::Request,
     take_over: TakeOver,
-    info: &RequestInfo,
+    info: RequestInfo,
     app: &App,
     started: std::time::Instant,
 ) {
-    let headers = common_headers(info, app, true);
+    let headers = common_headers(&info, app, true);
     let headers: Vec<(&str, &str)> = headers
         .iter()
         .map(|(name, value)| (*name, value.as_ref()))
@@ -474,16 +474,18 @@ fn hand_over(
     log_request(app, info, 200, started);
 }
 
-fn log_request(app: &App, info: &RequestInfo, status: u16, started: std::time::Instant) {
+/// Queues the request's log entry; the entry takes over the request's
+/// strings rather than copying them.
+fn log_request(app: &App, info: RequestInfo, status: u16, started: std::time::Instant) {
     app.log_request(crate::request_log::Entry {
         method: info.method_name(),
-        url: info.url.clone(),
+        url: info.url,
         status,
         exec_time_ms: started.elapsed().as_secs_f64() * 1000.0,
-        remote_ip: info.remote_ip.clone(),
-        user_ip: info.user_ip.clone(),
-        user_agent: info.user_agent.clone(),
-        referer: info.referer.clone(),
+        remote_ip: info.remote_ip,
+        user_ip: info.user_ip,
+        user_agent: info.user_agent,
+        referer: info.referer,
         auth: String::new(),
         finished_millis: crate::datetime::now_millis(),
     });
