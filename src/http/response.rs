@@ -4,12 +4,17 @@
 
 use crate::error::ApiError;
 use serde_json::Value;
+use std::borrow::Cow;
+
+/// A response header: most names and many values are fixed text, which
+/// needs no copy.
+pub type HeaderPair = (Cow<'static, str>, Cow<'static, str>);
 
 /// A finished response.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<HeaderPair>,
     pub body: Vec<u8>,
 }
 
@@ -48,13 +53,16 @@ impl Reply {
     pub fn error(err: &ApiError) -> Reply {
         let mut reply = Reply::json_status(err.status(), &err.to_json());
         if let Some(secs) = err.retry_after() {
-            reply.headers.push(("Retry-After".into(), secs.to_string()));
+            reply
+                .headers
+                .push(("Retry-After".into(), secs.to_string().into()));
         }
         reply
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
-        self.headers.push((name.to_string(), value.to_string()));
+        self.headers
+            .push((name.to_string().into(), value.to_string().into()));
         self
     }
 }

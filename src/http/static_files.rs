@@ -71,7 +71,7 @@ fn resolve(root: &Path, segments: &[String]) -> Option<PathBuf> {
 fn redirect(status: u16, location: &str) -> Reply {
     Reply {
         status,
-        headers: vec![("Location".into(), location.to_string())],
+        headers: vec![("Location".into(), location.to_string().into())],
         body: Vec::new(),
     }
 }
