@@ -637,7 +637,7 @@ pub(crate) fn run_write(
             return Ok((204, Value::Null));
         }
     };
-    Ok((200, render_written(ctx, &info, &req, &written)?))
+    Ok((200, render_written(ctx, &info, &req, written)?))
 }
 
 /// The answer body of a create or update: the one place written records
@@ -649,11 +649,11 @@ fn render_written(
     ctx: &Ctx<'_>,
     info: &RequestInfo,
     req: &Req<'_>,
-    written: &Written,
+    written: Written,
 ) -> Result<Value, ApiError> {
     let options = present_options(req)?;
     let presenter = Presenter::for_request(ctx.db, &ctx.schema, info);
-    Ok(presenter.present_one(&written.collection, &written.record, &options))
+    Ok(presenter.present_one_owned(&written.collection, written.record, &options))
 }
 
 /// The reply for a `run_write` answer.
