@@ -273,6 +273,42 @@ pub fn shape_list(kind: &FieldKind, items: Vec<String>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn values_are_set_replaced_and_taken_by_name() {
+        let mut values = RecordValues::with_capacity(2);
+        values.set("title", json!("a"));
+        values.set("views", json!(1));
+        values.set("title", json!("b"));
+        assert_eq!(values.iter().count(), 2);
+        assert_eq!(values.get("title"), Some(&json!("b")));
+        assert_eq!(
+            values.take("title"),
+            Some(("title".to_string(), json!("b")))
+        );
+        assert_eq!(values.take("title"), None);
+        assert_eq!(values.get("views"), Some(&json!(1)));
+        // many names, some sharing long prefixes, all kept apart
+        let names: Vec<String> = (0..500)
+            .map(|n| format!("field_with_a_long_name_{n}"))
+            .collect();
+        for (n, name) in names.iter().enumerate() {
+            values.set(name, json!(n));
+        }
+        for (n, name) in names.iter().enumerate() {
+            assert_eq!(values.get(name), Some(&json!(n)));
+        }
+    }
+
+    #[test]
+    fn field_names_hash_by_their_bytes() {
+        let hash = |name: &str| BuildFieldHasher.hash_one(name);
+        assert_eq!(hash("title"), hash("title"));
+        assert_ne!(hash("title"), hash("titles"));
+        assert_ne!(hash("a"), hash("b"));
+        assert_ne!(hash("12345678"), hash("123456789"));
+    }
 
     fn text() -> FieldKind {
         FieldKind::Text {
