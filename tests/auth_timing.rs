@@ -24,11 +24,14 @@ fn timed(e: &Env, path: &str, body: &Value) -> Duration {
     took
 }
 
-/// The mean without the slowest and fastest fifth.
-fn trimmed_mean(mut samples: Vec<Duration>) -> Duration {
+/// The mean of the faster half. Noise on a shared machine (another
+/// process, a CPU migration, a hash that waited for a core) only ever adds
+/// time, and it failed this test once with unknown requests 25% slower than
+/// known ones that take the same path; a real difference in the work done
+/// shows in the fast half as much as anywhere.
+fn fast_half_mean(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
-    let cut = samples.len() / 5;
-    let kept = &samples[cut..samples.len() - cut];
+    let kept = &samples[..samples.len().div_ceil(2)];
     kept.iter().sum::<Duration>() / kept.len() as u32
 }
 
@@ -62,7 +65,7 @@ fn compare(e: &Env, path: &str, known: &[Value], unknown: &Value, rounds: usize)
             k.push(timed(e, path, known));
         }
     }
-    assert_close(path, trimmed_mean(k), trimmed_mean(u));
+    assert_close(path, fast_half_mean(k), fast_half_mean(u));
 }
 
 #[test]
