@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -368,6 +368,11 @@ fn send(
 ) {
     let status = reply.status;
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(status);
+    let keeps_frame_header = !reply
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("X-Frame-Options"));
+    response.add_header_lines(security_lines(keeps_frame_header));
     let mut add = |name: &str, value: &str| {
         if tiny_http_interprets(name) {
             if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -377,12 +382,8 @@ fn send(
             response.add_header_line(name, value);
         }
     };
-    let keeps_frame_header = !reply
-        .headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("X-Frame-Options"));
-    for (name, value) in common_headers(&info, app, keeps_frame_header) {
-        add(name, &value);
+    if let Some(allowed) = allowed_origin(&info, app) {
+        add("Access-Control-Allow-Origin", &allowed);
     }
     for (name, value) in &reply.headers {
         // An empty X-Frame-Options is a handler's way of dropping it (file downloads).
@@ -431,19 +432,46 @@ fn tiny_http_interprets(name: &str) -> bool {
     .any(|interpreted| name.eq_ignore_ascii_case(interpreted))
 }
 
+/// `SECURITY_HEADERS` with or without `X-Frame-Options`, keeping it or
+/// not, checked and formatted once for all responses.
+fn security_lines(keep_frame_header: bool) -> &'static tiny_http::HeaderLines {
+    static WITH_FRAME: OnceLock<tiny_http::HeaderLines> = OnceLock::new();
+    static WITHOUT_FRAME: OnceLock<tiny_http::HeaderLines> = OnceLock::new();
+    let (lines, keep) = if keep_frame_header {
+        (&WITH_FRAME, true)
+    } else {
+        (&WITHOUT_FRAME, false)
+    };
+    lines.get_or_init(|| {
+        let pairs: Vec<(&str, &str)> = security_headers(keep).collect();
+        // The pairs are constants, checked by a unit test.
+        tiny_http::HeaderLines::new(&pairs).unwrap_or_default()
+    })
+}
+
+fn security_headers(keep_frame_header: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    SECURITY_HEADERS
+        .iter()
+        .filter(move |(name, _)| *name != "X-Frame-Options" || keep_frame_header)
+        .copied()
+}
+
+/// The CORS header's value for an allowed origin.
+fn allowed_origin(info: &RequestInfo, app: &App) -> Option<String> {
+    info.origin.as_deref().and_then(|o| app.allowed_origin(o))
+}
+
 /// The security headers of every response and, for an allowed origin, the
-/// CORS header. Streams get them too.
+/// CORS header, for streams, which write their own head.
 fn common_headers(
     info: &RequestInfo,
     app: &App,
     keep_frame_header: bool,
 ) -> Vec<(&'static str, Cow<'static, str>)> {
-    let mut headers: Vec<(&'static str, Cow<'static, str>)> = SECURITY_HEADERS
-        .iter()
-        .filter(|(name, _)| *name != "X-Frame-Options" || keep_frame_header)
-        .map(|(name, value)| (*name, Cow::Borrowed(*value)))
+    let mut headers: Vec<(&'static str, Cow<'static, str>)> = security_headers(keep_frame_header)
+        .map(|(name, value)| (name, Cow::Borrowed(value)))
         .collect();
-    if let Some(allowed) = info.origin.as_deref().and_then(|o| app.allowed_origin(o)) {
+    if let Some(allowed) = allowed_origin(info, app) {
         headers.push(("Access-Control-Allow-Origin", Cow::Owned(allowed)));
     }
     headers
@@ -515,6 +543,24 @@ mod tests {
         );
         assert!(text.ends_with("\r\nContent-Length: 2\r\n\r\n{}"), "{text}");
         assert!(!text.contains("Evil") && !text.contains("Cookie") && !text.contains("Utf8"));
+    }
+
+    #[test]
+    fn the_security_lines_hold_every_security_header() {
+        for keep in [true, false] {
+            let mut response = tiny_http::Response::from_data(Vec::new());
+            response.add_header_lines(security_lines(keep));
+            let mut head = Vec::new();
+            response
+                .raw_print(&mut head, tiny_http::HTTPVersion(1, 1), &[], false, None)
+                .expect("written to memory");
+            let text = String::from_utf8(head).expect("ASCII");
+            for (name, value) in SECURITY_HEADERS {
+                let line = format!("\r\n{name}: {value}\r\n");
+                let framing = *name == "X-Frame-Options";
+                assert_eq!(text.contains(&line), keep || !framing, "{line:?} in {text}");
+            }
+        }
     }
 
     #[test]

@@ -97,6 +97,45 @@ fn push_date_line(head: &mut Vec<u8>) {
     });
 }
 
+/// Header lines checked once and then added to any number of responses
+/// with `Response::add_header_lines`, under the same rules as
+/// `Response::add_header_line`.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderLines(Vec<u8>);
+
+impl HeaderLines {
+    /// The lines for `pairs`, or `None` if a name is not a token or a value
+    /// is not printable ASCII.
+    pub fn new(pairs: &[(&str, &str)]) -> Option<HeaderLines> {
+        let mut lines = Vec::new();
+        for (name, value) in pairs {
+            if !push_checked_line(&mut lines, name, value) {
+                return None;
+            }
+        }
+        Some(HeaderLines(lines))
+    }
+}
+
+/// Appends `name: value\r\n` to `out` if the name is a token and the value
+/// printable ASCII or tabs; returns whether it did.
+fn push_checked_line(out: &mut Vec<u8>, name: &str, value: &str) -> bool {
+    let token = |b: u8| {
+        matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+            | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+            | b'^' | b'_' | b'`' | b'|' | b'~')
+    };
+    let printable = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+    if name.is_empty() || !name.bytes().all(token) || !value.bytes().all(printable) {
+        return false;
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    true
+}
+
 /// Appends `n` in decimal.
 fn push_decimal(head: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 20];
@@ -348,24 +387,20 @@ where
     /// name is a token and the value is printable ASCII or tabs, so no line
     /// break can ever reach the head.
     pub fn add_header_line(&mut self, name: &str, value: &str) -> bool {
-        let token = |b: u8| {
-            matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
-                | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
-                | b'^' | b'_' | b'`' | b'|' | b'~')
-        };
-        let printable = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
-        if name.is_empty() || !name.bytes().all(token) || !value.bytes().all(printable) {
-            return false;
-        }
         if self.header_lines.is_empty() {
             // room for the few lines a response usually gets
             self.header_lines.reserve(256);
         }
-        self.header_lines.extend_from_slice(name.as_bytes());
-        self.header_lines.extend_from_slice(b": ");
-        self.header_lines.extend_from_slice(value.as_bytes());
-        self.header_lines.extend_from_slice(b"\r\n");
-        true
+        push_checked_line(&mut self.header_lines, name, value)
+    }
+
+    /// Adds lines checked once by `HeaderLines::new`, for headers that
+    /// many responses carry alike.
+    pub fn add_header_lines(&mut self, lines: &HeaderLines) {
+        if self.header_lines.is_empty() {
+            self.header_lines.reserve(256);
+        }
+        self.header_lines.extend_from_slice(&lines.0);
     }
 
     /// Returns the same request, but with a different status code.
