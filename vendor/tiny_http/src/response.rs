@@ -104,17 +104,35 @@ fn push_date_line(head: &mut Vec<u8>) {
 pub struct HeaderLines(Vec<u8>);
 
 impl HeaderLines {
-    /// The lines for `pairs`, or `None` if a name is not a token or a value
-    /// is not printable ASCII.
+    /// The lines for `pairs`, or `None` if a name is one the library reads
+    /// back (`is_interpreted`), or not a token, or a value is not printable
+    /// ASCII.
     pub fn new(pairs: &[(&str, &str)]) -> Option<HeaderLines> {
         let mut lines = Vec::new();
         for (name, value) in pairs {
-            if !push_checked_line(&mut lines, name, value) {
+            if is_interpreted(name) || !push_checked_line(&mut lines, name, value) {
                 return None;
             }
         }
         Some(HeaderLines(lines))
     }
+}
+
+/// Whether the library reads this header back from a response rather than
+/// writing it as given: the body's length and type (`add_header`), the
+/// date (`message_head`) and the connection's framing.
+fn is_interpreted(name: &str) -> bool {
+    [
+        "Content-Length",
+        "Content-Type",
+        "Date",
+        "Connection",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    ]
+    .iter()
+    .any(|interpreted| name.eq_ignore_ascii_case(interpreted))
 }
 
 /// Appends `name: value\r\n` to `out` if the name is a token and the value
@@ -380,13 +398,22 @@ where
         self
     }
 
-    /// Adds a header the library gives no meaning to (not `Content-Length`,
-    /// `Content-Type`, `Date`, `Connection`, `Trailer`, `Transfer-Encoding`
-    /// or `Upgrade`, which need `add_header`), written as given without a
-    /// `Header` value of its own. Returns `false`, adding nothing, unless the
-    /// name is a token and the value is printable ASCII or tabs, so no line
-    /// break can ever reach the head.
+    /// Adds a header. One the library reads back (see `is_interpreted`)
+    /// goes through `add_header`, as a `Header` value; any other is written
+    /// as given, without allocating for it. Returns `false`, adding nothing,
+    /// if the header is refused: for a plain line, unless the name is a
+    /// token and the value is printable ASCII or tabs, so no line break can
+    /// ever reach the head.
     pub fn add_header_line(&mut self, name: &str, value: &str) -> bool {
+        if is_interpreted(name) {
+            return match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                Ok(header) => {
+                    self.add_header(header);
+                    true
+                }
+                Err(()) => false,
+            };
+        }
         if self.header_lines.is_empty() {
             // room for the few lines a response usually gets
             self.header_lines.reserve(256);
