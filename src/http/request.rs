@@ -159,6 +159,20 @@ impl<'a> Req<'a> {
         &self.headers
     }
 
+    /// The decoded path, `/` and the segments joined by `/` (`/` alone
+    /// when there are none).
+    pub fn path(&self) -> String {
+        let mut path = String::with_capacity(64);
+        for segment in self.segments.iter() {
+            path.push('/');
+            path.push_str(segment);
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        path
+    }
+
     /// The first value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query
@@ -330,6 +344,14 @@ mod tests {
         assert_eq!(q[2], ("x".into(), "".into()));
         assert_eq!(q[3], ("y".into(), "a b".into()));
         assert_eq!(q[4], ("bad".into(), "%zz%4".into()));
+    }
+
+    #[test]
+    fn the_path_joins_decoded_segments() {
+        let path = |url: &str| Req::synthetic(Method::Get, url, vec![], None).path();
+        assert_eq!(path("/"), "/");
+        assert_eq!(path(""), "/");
+        assert_eq!(path("/api//collections/a%20b/?x=1"), "/api/collections/a b");
     }
 
     #[test]

@@ -315,14 +315,7 @@ impl RequestInfo {
         } else {
             ip_text(req.remote_ip)
         };
-        let mut path = String::with_capacity(64);
-        for segment in req.segments.iter() {
-            path.push('/');
-            path.push_str(segment);
-        }
-        if path.is_empty() {
-            path.push('/');
-        }
+        let path = req.path();
         let mut url = path.clone();
         for (n, (key, value)) in req.query.iter().enumerate() {
             url.push(if n == 0 { '?' } else { '&' });

@@ -30,7 +30,7 @@ pub fn serve(public_dir: &Path, index_fallback: bool, req: &Req<'_>) -> Result<R
         let index = path.join("index.html");
         if index.is_file() {
             if !req.raw_path_ends_with_slash && !req.segments.is_empty() {
-                return Ok(redirect(301, &format!("/{}/", req.segments.join("/"))));
+                return Ok(redirect(301, &format!("{}/", req.path())));
             }
             return file_reply(&index);
         }

@@ -558,7 +558,7 @@ impl RequestParts {
     pub(crate) fn of(req: &Req<'_>) -> RequestParts {
         RequestParts {
             method: req.method,
-            path: format!("/{}", req.segments.join("/")),
+            path: req.path(),
             query: req.query.clone(),
             headers: req.shared_headers(),
             remote_ip: req.remote_ip,
