@@ -92,13 +92,13 @@ fn table(collection: &Collection) -> String {
 /// Built in one string: every record read asks for it.
 fn column_list(collection: &Collection) -> String {
     let mut list = String::with_capacity(collection.fields.len() * 16);
-    push_column_list(&mut list, collection);
+    push_column_list(&mut list, &collection.fields);
     list
 }
 
-/// Appends [`column_list`] to `sql`.
-fn push_column_list(sql: &mut String, collection: &Collection) {
-    for (i, field) in collection.fields.iter().enumerate() {
+/// Appends the quoted names of `fields`, separated by `, `, to `sql`.
+fn push_column_list<'f>(sql: &mut String, fields: impl IntoIterator<Item = &'f Field>) {
+    for (i, field) in fields.into_iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
@@ -122,12 +122,7 @@ pub fn insert(
     sql.push_str("INSERT INTO ");
     push_quoted_ident(&mut sql, &collection.name);
     sql.push_str(" (");
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        push_quoted_ident(&mut sql, &field.name);
-    }
+    push_column_list(&mut sql, fields.iter().copied());
     sql.push_str(") VALUES (");
     for i in 0..fields.len() {
         sql.push_str(if i > 0 { ", ?" } else { "?" });
@@ -197,7 +192,7 @@ pub fn find_by_id(
     // Built in place: every record view and every write's read-back asks.
     let mut sql = String::with_capacity(48 + collection.fields.len() * 16);
     sql.push_str("SELECT ");
-    push_column_list(&mut sql, collection);
+    push_column_list(&mut sql, &collection.fields);
     sql.push_str(" FROM ");
     push_quoted_ident(&mut sql, &collection.name);
     sql.push_str(" WHERE `id` = ? LIMIT 1");
