@@ -2,8 +2,9 @@
 # for the compose healthcheck (`wget --spider http://localhost:8090/api/health`).
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
+COPY scripts/hot-symbols.txt ./scripts/
 COPY vendor ./vendor
 COPY src ./src
 COPY assets ./assets
