@@ -8,9 +8,11 @@ BIN := target/release/satchel
 run: release
 	$(BIN) serve --dir ./pb_data --http 127.0.0.1:8090
 
-## test: every test: unit tests, integration tests (they start the real binary)
+## test: every test: unit tests, integration tests (they start the real binary),
+## and the unit tests of the vendored tiny_http
 test: release
 	$(CARGO) test --release --all-targets
+	$(CARGO) test --release -p tiny_http --lib
 
 build:
 	$(CARGO) build
