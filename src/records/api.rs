@@ -19,7 +19,7 @@
 //! the job (or the whole batch) commits.
 
 use super::filter::{self, RecordQuery, RequestInfo, SortKey};
-use super::present::{present, PresentOptions, Presenter};
+use super::present::{present, PresentOptions, Presented, Presenter};
 use super::relations::{self, DeleteError};
 use super::sql::{self, Order};
 use super::{
@@ -34,7 +34,7 @@ use crate::realtime_api::{Action, DeletedRecords};
 use crate::security::{password, random};
 use crate::store::WriteTx;
 use rusqlite::Connection;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -192,9 +192,27 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
         (total, (total + per_page - 1) / per_page)
     };
     let items = present(ctx, &info, &collection, items, &present_options(req)?);
-    Ok(Reply::json(&json!({
-        "page": page, "perPage": per_page, "totalItems": total_items, "totalPages": total_pages, "items": items,
-    })))
+    Ok(Reply::json_of(
+        200,
+        &Page {
+            page,
+            per_page,
+            total_items,
+            total_pages,
+            items,
+        },
+    ))
+}
+
+/// A list answer, its keys in the reference's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    page: i64,
+    per_page: i64,
+    total_items: i64,
+    total_pages: i64,
+    items: Vec<Presented>,
 }
 
 /// Loads a record the caller may see under `rule`, or 404.
@@ -225,11 +243,10 @@ pub fn view(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str, id: &str) -> Result<Reply
     let info = RequestInfo::from_req(req, ctx.auth.clone());
     let record = find_visible(ctx, &collection, id, rule.as_deref(), &info)?;
     let presenter = Presenter::for_request(ctx.db, &ctx.schema, &info);
-    Ok(Reply::json(&presenter.present_one_owned(
-        &collection,
-        record,
-        &present_options(req)?,
-    )))
+    Ok(Reply::json_of(
+        200,
+        &presenter.render_one_owned(&collection, record, &present_options(req)?),
+    ))
 }
 
 fn body_of(ctx: &Ctx<'_>, req: &mut Req<'_>) -> Result<Map<String, Value>, ApiError> {

@@ -6,6 +6,7 @@
 //! Pure: no SQL, no rules evaluation — the caller says who is looking.
 //! `expand` and `fields` filtering are added by the caller afterwards.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::values::{zero_value, RecordValues};
@@ -27,6 +28,31 @@ pub struct Viewer {
     pub can_manage: bool,
 }
 
+/// A record as shown: its keys and values in API order. It serializes
+/// straight to a JSON object, without the hashed map a `serde_json` object
+/// builds, and becomes one (`into_map`) when `expand` or `fields` must
+/// reshape it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shown {
+    pairs: Vec<(String, Value)>,
+}
+
+impl Shown {
+    pub fn into_map(self) -> Map<String, Value> {
+        self.pairs.into_iter().collect()
+    }
+}
+
+impl Serialize for Shown {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.pairs.len()))?;
+        for (name, value) in &self.pairs {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
 /// The API JSON of one record.
 pub fn to_json(
     collection: &Collection,
@@ -40,15 +66,22 @@ pub fn to_json(
 /// instead of copying them.
 pub fn into_json(
     collection: &Collection,
-    mut values: RecordValues,
+    values: RecordValues,
     viewer: &Viewer,
 ) -> Map<String, Value> {
-    let mut out = Map::with_capacity(collection.fields.len() + 2);
-    out.insert("collectionId".into(), Value::String(collection.id.clone()));
-    out.insert(
+    show(collection, values, viewer).into_map()
+}
+
+/// The keys and values of one record that `viewer` may see, moved out of
+/// `values`. Names are unique: field names never repeat and never take the
+/// two collection keys (collection validation).
+pub fn show(collection: &Collection, mut values: RecordValues, viewer: &Viewer) -> Shown {
+    let mut pairs = Vec::with_capacity(collection.fields.len() + 2);
+    pairs.push(("collectionId".into(), Value::String(collection.id.clone())));
+    pairs.push((
         "collectionName".into(),
         Value::String(collection.name.clone()),
-    );
+    ));
     let hide_email = collection.is_auth() && !email_visible(&values, viewer);
     for field in &collection.fields {
         if field.hidden && !viewer.is_superuser {
@@ -58,7 +91,7 @@ pub fn into_json(
         if never_shown || (hide_email && field.name == EMAIL_FIELD) {
             continue;
         }
-        let (name, value) = match field.kind {
+        let pair = match field.kind {
             // Hashes never leave the server; a visible password field shows "".
             FieldKind::Password { .. } if field.hidden => continue,
             FieldKind::Password { .. } => (field.name.clone(), Value::String(String::new())),
@@ -66,9 +99,9 @@ pub fn into_json(
                 .take(&field.name)
                 .unwrap_or_else(|| (field.name.clone(), zero_value(&field.kind))),
         };
-        out.insert(name, value);
+        pairs.push(pair);
     }
-    out
+    Shown { pairs }
 }
 
 fn email_visible(values: &RecordValues, viewer: &Viewer) -> bool {
@@ -219,6 +252,35 @@ mod tests {
                 "many"
             ]
         );
+    }
+
+    #[test]
+    fn a_shown_record_serializes_as_its_json_object() {
+        let c = users();
+        let viewers = [
+            Viewer::default(),
+            Viewer {
+                is_superuser: true,
+                ..Viewer::default()
+            },
+            Viewer {
+                is_owner: true,
+                ..Viewer::default()
+            },
+        ];
+        for viewer in viewers {
+            for visible in [false, true] {
+                let mut record = user(visible);
+                record.set("notes", json!("quote \" and\nline, \u{e9}"));
+                let object = Value::Object(to_json(&c, &record, &viewer));
+                let shown = show(&c, record, &viewer);
+                assert_eq!(
+                    serde_json::to_string(&shown).unwrap(),
+                    serde_json::to_string(&object).unwrap()
+                );
+                assert_eq!(Value::Object(shown.into_map()), object);
+            }
+        }
     }
 
     #[test]

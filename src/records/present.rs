@@ -16,12 +16,13 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use rusqlite::Connection;
+use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::expand::{self, ExpandTree};
 use super::fields::FieldsPicker;
 use super::filter::{self, RecordQuery, RequestInfo, WhereClause};
-use super::output::{into_json, Viewer};
+use super::output::{show, Shown, Viewer};
 use super::values::RecordValues;
 use crate::app::Ctx;
 use crate::auth::Auth;
@@ -73,8 +74,26 @@ pub fn present(
     collection: &Collection,
     records: Vec<RecordValues>,
     options: &PresentOptions,
-) -> Vec<Value> {
-    Presenter::for_request(ctx.db, &ctx.schema, request).present_owned(collection, records, options)
+) -> Vec<Presented> {
+    Presenter::for_request(ctx.db, &ctx.schema, request).render_owned(collection, records, options)
+}
+
+/// A record presented for an answer that only serializes it: its shown
+/// fields as they are, or the JSON object `expand` or `fields` made of
+/// them. Both serialize to the same JSON `present_owned` gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Presented {
+    Shown(Shown),
+    Reshaped(Value),
+}
+
+impl Serialize for Presented {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Presented::Shown(shown) => shown.serialize(serializer),
+            Presented::Reshaped(value) => value.serialize(serializer),
+        }
+    }
 }
 
 /// Who is looking and where to read related records from: a worker's read
@@ -140,6 +159,40 @@ impl<'a> Presenter<'a> {
             }
         }
         out
+    }
+
+    /// As `present_owned`, for an answer that only serializes the records:
+    /// without `expand` and `fields` they are never built into JSON
+    /// objects, which costs as much as reading them.
+    pub fn render_owned(
+        &self,
+        collection: &Collection,
+        records: Vec<RecordValues>,
+        options: &PresentOptions,
+    ) -> Vec<Presented> {
+        if options.expand.is_empty() && options.fields.is_none() {
+            return self
+                .shown(collection, records)
+                .into_iter()
+                .map(Presented::Shown)
+                .collect();
+        }
+        self.present_owned(collection, records, options)
+            .into_iter()
+            .map(Presented::Reshaped)
+            .collect()
+    }
+
+    /// As `present_one_owned`, for an answer that only serializes it.
+    pub fn render_one_owned(
+        &self,
+        collection: &Collection,
+        record: RecordValues,
+        options: &PresentOptions,
+    ) -> Presented {
+        self.render_owned(collection, vec![record], options)
+            .pop()
+            .unwrap_or(Presented::Reshaped(Value::Null))
     }
 
     /// One record, presented.
@@ -209,6 +262,13 @@ impl<'a> Presenter<'a> {
         collection: &Collection,
         records: Vec<RecordValues>,
     ) -> Vec<Map<String, Value>> {
+        self.shown(collection, records)
+            .into_iter()
+            .map(Shown::into_map)
+            .collect()
+    }
+
+    fn shown(&self, collection: &Collection, records: Vec<RecordValues>) -> Vec<Shown> {
         let managed = self.managed_ids(collection, &records);
         let requester = self.request.auth.as_ref();
         records
@@ -220,7 +280,7 @@ impl<'a> Presenter<'a> {
                         .is_some_and(|a| a.collection.id == collection.id && a.id() == record.id()),
                     can_manage: managed.contains(record.id()),
                 };
-                into_json(collection, record, &viewer)
+                show(collection, record, &viewer)
             })
             .collect()
     }
