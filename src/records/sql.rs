@@ -328,7 +328,7 @@ fn push_order(
 fn read_row(collection: &Collection, row: &Row<'_>) -> rusqlite::Result<RecordValues> {
     let mut values = RecordValues::with_capacity(collection.fields.len());
     for (index, field) in collection.fields.iter().enumerate() {
-        values.set(&field.name, from_sql(&field.kind, row.get_ref(index)?));
+        values.push_new(&field.name, from_sql(&field.kind, row.get_ref(index)?));
     }
     Ok(values)
 }

@@ -88,11 +88,11 @@ pub fn quote_ident(name: &str) -> String {
 /// Appends `name` quoted as by [`quote_ident`], for SQL built in one string.
 pub fn push_quoted_ident(sql: &mut String, name: &str) {
     sql.push('`');
-    for c in name.chars() {
-        if c == '`' {
-            sql.push('`');
-        }
-        sql.push(c);
+    // Schema names have no backticks; a name that has one gets it doubled.
+    if name.as_bytes().contains(&b'`') {
+        sql.push_str(&name.replace('`', "``"));
+    } else {
+        sql.push_str(name);
     }
     sql.push('`');
 }
@@ -108,5 +108,8 @@ mod tests {
         let mut sql = String::from("SELECT ");
         push_quoted_ident(&mut sql, "x`");
         assert_eq!(sql, "SELECT `x```");
+        assert_eq!(quote_ident("`a"), "```a`");
+        assert_eq!(quote_ident("a``b"), "`a````b`");
+        assert_eq!(quote_ident(""), "``");
     }
 }
