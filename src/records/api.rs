@@ -639,7 +639,7 @@ pub(crate) fn run_write(
     action: &WriteAction,
     body: Map<String, Value>,
     passwords: &PasswordWork,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Presented), ApiError> {
     let req = request.to_req();
     let info = request.request_info_of(&req, ctx.auth.clone(), &body);
     let written = match action {
@@ -651,7 +651,7 @@ pub(crate) fn run_write(
         }
         WriteAction::Delete { collection, id } => {
             apply_delete(ctx, tx, collection, id, &info)?;
-            return Ok((204, Value::Null));
+            return Ok((204, Presented::Reshaped(Value::Null)));
         }
     };
     Ok((200, render_written(ctx, &info, &req, written)?))
@@ -667,18 +667,18 @@ fn render_written(
     info: &RequestInfo,
     req: &Req<'_>,
     written: Written,
-) -> Result<Value, ApiError> {
+) -> Result<Presented, ApiError> {
     let options = present_options(req)?;
     let presenter = Presenter::for_request(ctx.db, &ctx.schema, info);
-    Ok(presenter.present_one_owned(&written.collection, written.record, &options))
+    Ok(presenter.render_one_owned(&written.collection, written.record, &options))
 }
 
 /// The reply for a `run_write` answer.
-pub(crate) fn reply_for(status: u16, body: &Value) -> Reply {
+pub(crate) fn reply_for(status: u16, body: &Presented) -> Reply {
     if status == 204 {
         Reply::no_content()
     } else {
-        Reply::json_status(status, body)
+        Reply::json_of(status, body)
     }
 }
 

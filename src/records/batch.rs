@@ -408,6 +408,7 @@ impl Step {
             }
         };
         api::run_write(ctx, tx, &request, &action, body, passwords)
+            .map(|(status, body)| (status, body.into_value()))
     }
 }
 

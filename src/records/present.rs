@@ -87,6 +87,16 @@ pub enum Presented {
     Reshaped(Value),
 }
 
+impl Presented {
+    /// The record as a JSON object (`null` for no record).
+    pub fn into_value(self) -> Value {
+        match self {
+            Presented::Shown(shown) => Value::Object(shown.into_map()),
+            Presented::Reshaped(value) => value,
+        }
+    }
+}
+
 impl Serialize for Presented {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
