@@ -241,26 +241,15 @@ impl RowText {
     }
 }
 
+/// Rows per INSERT statement: one statement for many rows opens its table
+/// and index cursors once instead of for every row.
+const ROWS_PER_INSERT: usize = 64;
+/// Columns bound per row.
+const COLUMNS: usize = 5;
+
 fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN")?;
-    let result = (|| {
-        let mut stmt = conn.prepare_cached(
-            "INSERT INTO `_logs` (id, level, message, data, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let mut row = RowText::default();
-        for entry in batch {
-            row.fill(entry, ids);
-            let level = if entry.status >= 500 { 8 } else { 0 };
-            stmt.execute(rusqlite::params![
-                row.id,
-                level,
-                row.message,
-                row.data(),
-                row.created
-            ])?;
-        }
-        Ok(())
-    })();
+    let result = insert_rows(conn, batch, ids);
     match result {
         Ok(()) => conn.execute_batch("COMMIT"),
         Err(e) => {
@@ -268,6 +257,61 @@ fn insert_batch(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlit
             Err(e)
         }
     }
+}
+
+/// Inserts `batch` in order: `ROWS_PER_INSERT` rows per statement, then the
+/// rest one by one.
+fn insert_rows(conn: &Connection, batch: &[Entry], ids: &mut LogIds) -> rusqlite::Result<()> {
+    let mut rows: Vec<RowText> = Vec::new();
+    rows.resize_with(ROWS_PER_INSERT.min(batch.len()), RowText::default);
+    let mut chunks = batch.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = conn.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+        for chunk in &mut chunks {
+            insert_chunk(&mut many, chunk, &mut rows, ids)?;
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        let mut one = conn.prepare_cached(&insert_sql(1))?;
+        for entry in chunks.remainder() {
+            insert_chunk(&mut one, std::slice::from_ref(entry), &mut rows, ids)?;
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT INTO _logs ... VALUES (?, ?, ?, ?, ?), ...` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO `_logs` (id, level, message, data, created) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+/// Binds `entries` to `stmt`, which has one row of parameters per entry,
+/// and runs it. `rows` holds at least as many reusable text buffers.
+fn insert_chunk(
+    stmt: &mut rusqlite::Statement<'_>,
+    entries: &[Entry],
+    rows: &mut [RowText],
+    ids: &mut LogIds,
+) -> rusqlite::Result<()> {
+    for (n, (entry, row)) in entries.iter().zip(rows.iter_mut()).enumerate() {
+        row.fill(entry, ids);
+        let first = n * COLUMNS + 1;
+        let level = if entry.status >= 500 { 8 } else { 0 };
+        stmt.raw_bind_parameter(first, row.id.as_str())?;
+        stmt.raw_bind_parameter(first + 1, level)?;
+        stmt.raw_bind_parameter(first + 2, row.message.as_str())?;
+        stmt.raw_bind_parameter(first + 3, row.data())?;
+        stmt.raw_bind_parameter(first + 4, row.created.as_str())?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -294,6 +338,59 @@ mod tests {
         // increasing, barring one wrap of the sequence
         let increasing = all.windows(2).filter(|w| w[0] < w[1]).count();
         assert!(increasing >= all.len() - 2);
+    }
+
+    fn entry(n: usize, status: u16) -> Entry {
+        Entry {
+            method: "GET",
+            url: format!("/api/collections/posts/records/r{n}"),
+            status,
+            exec_time_ms: 0.25,
+            remote_ip: "127.0.0.1".into(),
+            user_ip: "127.0.0.1".into(),
+            user_agent: "test \"agent\"".into(),
+            referer: String::new(),
+            auth: String::new(),
+            finished_millis: 1_764_000_000_000 + n as i64,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_stored_whole_and_in_order_across_statement_sizes() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::bootstrap::create_aux_tables(&conn).unwrap();
+        let mut ids = LogIds::new();
+        // two full statements, then the rest one by one
+        let batch: Vec<Entry> = (0..2 * ROWS_PER_INSERT + 5)
+            .map(|n| entry(n, if n == 7 { 503 } else { 200 }))
+            .collect();
+        insert_batch(&conn, &batch, &mut ids).unwrap();
+        let rows: Vec<(String, i64, String, String, String)> = conn
+            .prepare("SELECT id, level, message, data, created FROM _logs ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), batch.len());
+        for (n, (id, level, message, data, created)) in rows.iter().enumerate() {
+            assert_eq!(message, &format!("GET /api/collections/posts/records/r{n}"));
+            assert_eq!(*level, if n == 7 { 8 } else { 0 });
+            let data: serde_json::Value = serde_json::from_str(data).unwrap();
+            assert_eq!(data["url"], format!("/api/collections/posts/records/r{n}"));
+            assert_eq!(data["userAgent"], "test \"agent\"");
+            assert!(created.ends_with('Z'));
+            assert_eq!(id.len(), 15);
+        }
+        assert!(rows.windows(2).all(|w| w[0].0 < w[1].0 && w[0].4 < w[1].4));
+        // a batch smaller than one statement
+        insert_batch(&conn, &batch[..3], &mut ids).unwrap();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM _logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count as usize, batch.len() + 3);
     }
 
     #[test]
