@@ -95,12 +95,34 @@ fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
         log::info!("signal {signal} received, shutting down");
     }
     server.shutdown();
+    let dispatcher = app.realtime.take_dispatcher();
     if release_app(app) {
         // Both threads drain their queues once the app is gone.
         let _ = writer_thread.join();
         let _ = log_thread.join();
+        // It stops once the writer's last job has dropped its publisher.
+        if let Some(dispatcher) = dispatcher {
+            wait_for(dispatcher, Duration::from_secs(5));
+        }
+        if let Err(e) = crate::store::fold_wal(&global.dir.join("data.db")) {
+            log::warn!("could not fold data.db-wal into data.db: {e}");
+        }
     }
     Ok(())
+}
+
+/// Joins `thread` if it ends within `limit`; a thread that does not is left
+/// to the process's exit rather than holding it up.
+fn wait_for(thread: std::thread::JoinHandle<()>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            log::warn!("the realtime dispatcher did not stop within {limit:?}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = thread.join();
 }
 
 /// Drops the last handle on the app from this thread, after deferred jobs

@@ -33,7 +33,7 @@ pub(super) fn start(
     conn: Connection,
     commands: Receiver<Command>,
     gap: Arc<AtomicBool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     // The schema as committed; replaced on every schema change, in order.
     let schema = Arc::new(Schema::load(&conn).map_err(std::io::Error::other)?);
     let snapshots = Snapshots::new(conn).map_err(std::io::Error::other)?;
@@ -46,7 +46,6 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("satchel-realtime".into())
         .spawn(move || dispatcher.run(&commands, &gap))
-        .map(drop)
 }
 
 struct Dispatcher {

@@ -38,7 +38,8 @@ use crate::realtime::{Hub, HubConfig};
 use crossbeam_channel::unbounded;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// The auth a realtime client is bound to. Two bindings are the same when
 /// they name the same record of the same collection, whatever its values:
@@ -72,6 +73,8 @@ impl PartialEq for ClientAuth {
 pub struct Realtime {
     pub hub: Hub<ClientAuth>,
     publisher: Publisher,
+    /// The dispatcher thread, until shutdown takes it to wait for it.
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Realtime {
@@ -83,9 +86,26 @@ impl Realtime {
         let conn = crate::store::open_reader(db_path).map_err(std::io::Error::other)?;
         let (queue, commands) = unbounded();
         let gap = Arc::new(AtomicBool::new(false));
-        dispatcher::start(hub.clone(), conn, commands, Arc::clone(&gap))?;
+        let dispatcher = dispatcher::start(hub.clone(), conn, commands, Arc::clone(&gap))?;
         let publisher = Publisher::new(queue, gap, hub.clone());
-        Ok(Realtime { hub, publisher })
+        Ok(Realtime {
+            hub,
+            publisher,
+            dispatcher: Mutex::new(Some(dispatcher)),
+        })
+    }
+
+    /// The dispatcher's thread, for shutdown to wait on once the app and
+    /// the writer are gone: it holds a read connection to `data.db`, and
+    /// SQLite folds the WAL back into the database and removes it only
+    /// when the last connection closes. A process that exits first leaves
+    /// `data.db-wal` behind (safe, but not the tidy directory the
+    /// reference leaves).
+    pub fn take_dispatcher(&self) -> Option<JoinHandle<()>> {
+        self.dispatcher
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
     }
 
     /// A handle for writer jobs to publish committed changes with.

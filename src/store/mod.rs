@@ -59,6 +59,19 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Folds the WAL back into the database and removes it, as SQLite does when
+/// the last connection to close can write. Called at shutdown once every
+/// other connection is closed: the writer's is not always the last (a
+/// read-only one may close after it), and a read-only connection leaves the
+/// WAL behind. That is safe, the next open replays it, but the data dir
+/// should look after a clean stop as the reference leaves it: `data.db`
+/// alone.
+pub fn fold_wal(path: &Path) -> rusqlite::Result<()> {
+    let conn = open_writer(path)?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    conn.close().map_err(|(_, e)| e)
+}
+
 /// How long a connection's thread must be idle before it hands its page
 /// cache back (`release_idle_memory`).
 pub const IDLE_BEFORE_SHRINK: std::time::Duration = std::time::Duration::from_secs(1);
