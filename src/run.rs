@@ -102,7 +102,7 @@ fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
         let _ = log_thread.join();
         // It stops once the writer's last job has dropped its publisher.
         if let Some(dispatcher) = dispatcher {
-            wait_for(dispatcher, Duration::from_secs(5));
+            wait_for_dispatcher(dispatcher, Duration::from_secs(5));
         }
         if let Err(e) = crate::store::fold_wal(&global.dir.join("data.db")) {
             log::warn!("could not fold data.db-wal into data.db: {e}");
@@ -111,9 +111,9 @@ fn run_serve(global: &GlobalFlags, serve: &ServeFlags) -> Result<(), String> {
     Ok(())
 }
 
-/// Joins `thread` if it ends within `limit`; a thread that does not is left
-/// to the process's exit rather than holding it up.
-fn wait_for(thread: std::thread::JoinHandle<()>, limit: Duration) {
+/// Joins the realtime dispatcher if it ends within `limit`; if it does not,
+/// it is left to the process's exit rather than holding it up.
+fn wait_for_dispatcher(thread: std::thread::JoinHandle<()>, limit: Duration) {
     let deadline = Instant::now() + limit;
     while !thread.is_finished() {
         if Instant::now() >= deadline {

@@ -59,17 +59,7 @@ pub fn to_json(
     values: &RecordValues,
     viewer: &Viewer,
 ) -> Map<String, Value> {
-    into_json(collection, values.clone(), viewer)
-}
-
-/// As [`to_json`], moving the record's names and values into the JSON
-/// instead of copying them.
-pub fn into_json(
-    collection: &Collection,
-    values: RecordValues,
-    viewer: &Viewer,
-) -> Map<String, Value> {
-    show(collection, values, viewer).into_map()
+    show(collection, values.clone(), viewer).into_map()
 }
 
 /// The keys and values of one record that `viewer` may see, moved out of

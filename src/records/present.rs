@@ -193,7 +193,7 @@ impl<'a> Presenter<'a> {
             .collect()
     }
 
-    /// As `present_one_owned`, for an answer that only serializes it.
+    /// One record, presented for an answer that only serializes it.
     pub fn render_one_owned(
         &self,
         collection: &Collection,
@@ -212,19 +212,8 @@ impl<'a> Presenter<'a> {
         record: &RecordValues,
         options: &PresentOptions,
     ) -> Value {
-        self.present_one_owned(collection, record.clone(), options)
-    }
-
-    /// As `present_one`, moving the record's values into the JSON.
-    pub fn present_one_owned(
-        &self,
-        collection: &Collection,
-        record: RecordValues,
-        options: &PresentOptions,
-    ) -> Value {
-        self.present_owned(collection, vec![record], options)
-            .pop()
-            .unwrap_or(Value::Null)
+        self.render_one_owned(collection, record.clone(), options)
+            .into_value()
     }
 
     /// As `present` without `fields`, for answers that pick keys of a
