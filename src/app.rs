@@ -118,11 +118,6 @@ impl App {
         self.config.data_dir.join("data.db")
     }
 
-    /// A read-only connection for a worker thread.
-    pub fn open_reader(&self) -> rusqlite::Result<Connection> {
-        store::open_reader(&self.db_path())
-    }
-
     /// Where uploads wait before they are kept.
     pub fn temp_dir(&self) -> PathBuf {
         self.config.data_dir.join(".pb_temp_to_delete")

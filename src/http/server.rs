@@ -16,13 +16,13 @@ use crate::error::ApiError;
 use crate::realtime::Hub;
 use crate::realtime_api::ClientAuth;
 use crate::security::password::PoolBusy;
-use rusqlite::Connection;
+use crate::store::{Access, Reader};
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running server; `shutdown` stops it gracefully.
 pub struct RunningServer {
@@ -54,8 +54,12 @@ impl RunningServer {
         for n in 0..workers.max(1) {
             // Opened here so that a data dir that cannot be read fails the
             // start, not the first request.
-            let mut reader = ReadConnection::open(&app)
-                .map_err(|e| format!("cannot open a read connection: {e}"))?;
+            let mut reader = Reader::open(
+                app.db_path(),
+                app.writer.commit_count(),
+                app.config.query_timeout,
+            )
+            .map_err(|e| format!("cannot open a read connection: {e}"))?;
             let (app, http, stopping) = (app.clone(), http.clone(), stopping.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("satchel-worker-{n}"))
@@ -129,90 +133,20 @@ fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
     }))
 }
 
-/// `--queryTimeout` on a worker's connection: SQLite calls a progress
-/// handler every few thousand VM steps, and it interrupts the statement once
-/// the current request's deadline has passed. A runaway filter then answers
-/// an error instead of holding the worker.
-struct QueryDeadline(Arc<std::sync::atomic::AtomicI64>);
-
-/// VM steps between two deadline checks: frequent enough to stop within
-/// milliseconds, rare enough to cost nothing measurable.
-const STEPS_BETWEEN_CHECKS: i32 = 10_000;
-
-impl QueryDeadline {
-    fn install(conn: &mut Connection) -> rusqlite::Result<QueryDeadline> {
-        let deadline = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
-        let shared = Arc::clone(&deadline);
-        conn.progress_handler(
-            STEPS_BETWEEN_CHECKS,
-            Some(move || crate::datetime::now_millis() > shared.load(Ordering::Relaxed)),
-        )?;
-        Ok(QueryDeadline(deadline))
-    }
-
-    fn start(&self, timeout: std::time::Duration) {
-        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        self.0.store(
-            crate::datetime::now_millis().saturating_add(millis),
-            Ordering::Relaxed,
-        );
-    }
-}
-
-/// A worker's read connection, closed once the worker has been idle for a
-/// while and opened again by the next request. An open connection keeps
-/// its parsed schema and SQLite's per-connection buffers, about a quarter of
-/// a MiB; opening one takes a fraction of a millisecond.
-struct ReadConnection {
-    open: Option<(Connection, QueryDeadline)>,
-}
-
-impl ReadConnection {
-    fn open(app: &App) -> rusqlite::Result<ReadConnection> {
-        Ok(ReadConnection {
-            open: Some(open_with_deadline(app)?),
-        })
-    }
-
-    /// The connection for a new request, with its query deadline started.
-    fn for_request(&mut self, app: &App) -> rusqlite::Result<&Connection> {
-        let (db, deadline) = match self.open.take() {
-            Some(open) => open,
-            None => open_with_deadline(app)?,
-        };
-        deadline.start(app.config.query_timeout);
-        Ok(&self.open.insert((db, deadline)).0)
-    }
-
-    /// Closes the connection, handing its memory back.
-    fn close(&mut self) {
-        if self.open.take().is_some() {
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            crate::memory::return_free_pages();
-        }
-    }
-}
-
-fn open_with_deadline(app: &App) -> rusqlite::Result<(Connection, QueryDeadline)> {
-    let mut db = app.open_reader()?;
-    let deadline = QueryDeadline::install(&mut db)?;
-    Ok((db, deadline))
-}
-
 fn worker_loop(
     app: &Arc<App>,
     http: &tiny_http::Server,
-    reader: &mut ReadConnection,
+    reader: &mut Reader,
     stopping: &AtomicBool,
 ) {
     loop {
-        match http.recv_timeout(crate::store::IDLE_BEFORE_SHRINK) {
+        match http.recv_timeout(reader.patience()) {
             Ok(Some(request)) => handle(app, reader, request),
             Ok(None) => {
                 if stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                reader.close();
+                reader.idle();
             }
             Err(e) => {
                 if stopping.load(Ordering::SeqCst) {
@@ -225,8 +159,8 @@ fn worker_loop(
 }
 
 /// Handles one request: route it inside `catch_unwind`, then answer.
-fn handle(app: &Arc<App>, reader: &mut ReadConnection, mut request: tiny_http::Request) {
-    let started = std::time::Instant::now();
+fn handle(app: &Arc<App>, reader: &mut Reader, mut request: tiny_http::Request) {
+    let started = Instant::now();
     let (outcome, info) = {
         let mut req = Req::from_tiny(&mut request);
         // From here on `remote_ip` is the client's IP; the peer is logged too.
@@ -235,8 +169,12 @@ fn handle(app: &Arc<App>, reader: &mut ReadConnection, mut request: tiny_http::R
         req.remote_ip = super::client_ip::resolve(peer, req.headers(), &settings.trusted_proxy);
         let info = RequestInfo::of(&req, peer);
         let dispatch = || {
+            let access = match req.method {
+                Method::Get | Method::Head => Access::ReadOnly,
+                _ => Access::MayWrite,
+            };
             let db = reader
-                .for_request(app)
+                .for_request(access, started)
                 .map_err(|e| ApiError::internal(format!("cannot open a read connection: {e}")))?;
             router::dispatch(app, db, &mut req)
         };
@@ -553,20 +491,5 @@ mod tests {
         assert!(text.contains("\r\nvary: origin\r\n"), "{text}");
         assert!(tiny_http::HeaderLines::new(&[("Content-Length", "5")]).is_none());
         assert!(tiny_http::HeaderLines::new(&[("Vary", "Origin")]).is_some());
-    }
-
-    #[test]
-    fn a_query_past_its_deadline_is_interrupted_and_the_connection_stays_usable() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        let deadline = QueryDeadline::install(&mut conn).unwrap();
-        deadline.start(std::time::Duration::from_millis(50));
-        let runaway = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
-        let err = conn
-            .query_row(runaway, [], |r| r.get::<_, i64>(0))
-            .unwrap_err();
-        assert_eq!(ApiError::from(err).status(), 400);
-        deadline.start(std::time::Duration::from_secs(30));
-        let n: i64 = conn.query_row("SELECT 40 + 2", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 42);
     }
 }

@@ -1,18 +1,20 @@
 //! Everything that touches the SQLite files. One writer thread owns the only
 //! write connection (`writer`); worker threads each own a read-only
-//! connection (`open_reader`). Nobody opens a connection on the side.
+//! connection (`reader`). Nobody opens a connection on the side.
 //!
 //! The PRAGMAs match the reference's (`busy_timeout` first, WAL, NORMAL sync),
 //! so a data dir moves between PocketBase and Satchel in both directions.
 
 pub mod bootstrap;
+pub mod reader;
 mod reply;
 pub mod writer;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
-pub use writer::{OnCommit, WriteTx, Writer, WriterError};
+pub use reader::{Access, Reader};
+pub use writer::{CommitCount, OnCommit, WriteTx, Writer, WriterError};
 
 /// PRAGMAs shared by every connection. `busy_timeout` comes first so the
 /// others can wait out a checkpoint instead of failing.

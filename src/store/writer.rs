@@ -14,6 +14,8 @@ use super::reply::{self, Answer};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Most jobs committed together; bounds the latency a long batch adds.
@@ -117,6 +119,24 @@ where
 #[derive(Clone)]
 pub struct Writer {
     jobs: Sender<Box<dyn Job>>,
+    commits: CommitCount,
+}
+
+/// How many transactions the writer has committed so far. The count grows
+/// right after each COMMIT, before any caller of that transaction is
+/// answered: a reader that sees the same count as when its read transaction
+/// began has missed no write of this process.
+#[derive(Clone)]
+pub struct CommitCount(Arc<AtomicU64>);
+
+impl CommitCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn add_one(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Called on the writer thread after every successful COMMIT, before any
@@ -130,10 +150,17 @@ impl Writer {
         on_commit: OnCommit,
     ) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (jobs, queue) = bounded::<Box<dyn Job>>(QUEUE_CAPACITY);
+        let commits = CommitCount(Arc::new(AtomicU64::new(0)));
+        let counted = commits.clone();
         let handle = std::thread::Builder::new()
             .name("satchel-writer".into())
-            .spawn(move || group_commit_loop(conn, queue, on_commit))?;
-        Ok((Writer { jobs }, handle))
+            .spawn(move || group_commit_loop(conn, queue, on_commit, &counted))?;
+        Ok((Writer { jobs, commits }, handle))
+    }
+
+    /// The writer's count of committed transactions.
+    pub fn commit_count(&self) -> CommitCount {
+        self.commits.clone()
     }
 
     /// Runs `work` on the writer thread inside its own savepoint and waits
@@ -160,7 +187,12 @@ impl Writer {
 
 /// Waits for a job, gathers whatever else is queued, commits them together.
 /// Returns when every `Writer` handle is dropped and the queue is empty.
-fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>, on_commit: OnCommit) {
+fn group_commit_loop(
+    conn: Connection,
+    queue: Receiver<Box<dyn Job>>,
+    on_commit: OnCommit,
+    commits: &CommitCount,
+) {
     let mut busy_since_shrink = false;
     loop {
         let first = match queue.recv_timeout(super::IDLE_BEFORE_SHRINK) {
@@ -182,14 +214,19 @@ fn group_commit_loop(conn: Connection, queue: Receiver<Box<dyn Job>>, on_commit:
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, batch, &on_commit);
+        commit_batch(&conn, batch, &on_commit, commits);
     }
     if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
         log::warn!("PRAGMA optimize at shutdown failed: {e}");
     }
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, on_commit: &OnCommit) {
+fn commit_batch(
+    conn: &Connection,
+    batch: Vec<Box<dyn Job>>,
+    on_commit: &OnCommit,
+    commits: &CommitCount,
+) {
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let err = WriterError::Transaction(e.to_string());
         log::error!("writer: {err}");
@@ -220,7 +257,10 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>, on_commit: &OnCommi
     }
     let committed = run_cached(conn, "COMMIT").map_err(|e| WriterError::Transaction(e.to_string()));
     match &committed {
-        Ok(()) => on_commit(),
+        Ok(()) => {
+            commits.add_one();
+            on_commit();
+        }
         Err(e) => {
             log::error!("writer: {e}");
             let _ = conn.execute_batch("ROLLBACK");
