@@ -1,6 +1,10 @@
 //! Maps method + path to a handler. The table is one `match` so the whole
 //! API surface reads in one screen. Unknown paths and wrong methods answer
 //! 404 like the reference (it has no 405).
+//!
+//! GET and HEAD handlers only read: their `db` may be a snapshot a few
+//! milliseconds old (`store::reader`), so one that wrote and then read its
+//! write back would not find it. Writes belong to the other methods.
 
 use super::request::{Method, Req};
 use super::response::{Outcome, Reply};
