@@ -21,6 +21,7 @@ pub mod collections;
 pub mod datetime;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod mail;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod memory;

@@ -130,23 +130,34 @@ fn wait_for_window(entries: &Receiver<Entry>) {
     }
 }
 
-/// The `data` column of a request log row, in the reference's shape.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestData<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    method: &'static str,
-    url: &'a str,
-    status: u16,
-    exec_time: f64,
-    #[serde(rename = "remoteIP")]
-    remote_ip: &'a str,
-    #[serde(rename = "userIP")]
-    user_ip: &'a str,
-    user_agent: &'a str,
-    referer: &'a str,
-    auth: &'a str,
+/// Appends the `data` column of a request log row, in the reference's
+/// shape and key order.
+fn push_request_data(out: &mut Vec<u8>, entry: &Entry) {
+    use crate::json::{push_key, push_serde, push_str};
+    let texts = [
+        ("remoteIP", entry.remote_ip.as_str()),
+        ("userIP", &entry.user_ip),
+        ("userAgent", &entry.user_agent),
+        ("referer", &entry.referer),
+        ("auth", &entry.auth),
+    ];
+    out.extend_from_slice(br#"{"type":"request","method":"#);
+    push_str(out, entry.method);
+    out.push(b',');
+    push_key(out, "url");
+    push_str(out, &entry.url);
+    out.push(b',');
+    push_key(out, "status");
+    push_serde(out, &entry.status);
+    out.push(b',');
+    push_key(out, "execTime");
+    push_serde(out, &entry.exec_time_ms);
+    for (name, text) in texts {
+        out.push(b',');
+        push_key(out, name);
+        push_str(out, text);
+    }
+    out.push(b'}');
 }
 
 /// Row ids for log entries: 15 characters of `[a-z0-9]` like every other
@@ -216,26 +227,11 @@ impl RowText {
         self.message.push_str(&entry.url);
         self.created.clear();
         crate::datetime::push_millis(&mut self.created, entry.finished_millis);
-        let data = RequestData {
-            kind: "request",
-            method: entry.method,
-            url: &entry.url,
-            status: entry.status,
-            exec_time: entry.exec_time_ms,
-            remote_ip: &entry.remote_ip,
-            user_ip: &entry.user_ip,
-            user_agent: &entry.user_agent,
-            referer: &entry.referer,
-            auth: &entry.auth,
-        };
         self.data.clear();
-        if serde_json::to_writer(&mut self.data, &data).is_err() {
-            self.data.clear();
-            self.data.extend_from_slice(b"{}");
-        }
+        push_request_data(&mut self.data, entry);
     }
 
-    /// The `data` column: serde_json writes UTF-8 only.
+    /// The `data` column: JSON text is UTF-8.
     fn data(&self) -> &str {
         std::str::from_utf8(&self.data).unwrap_or("{}")
     }
@@ -353,6 +349,28 @@ mod tests {
             auth: String::new(),
             finished_millis: 1_764_000_000_000 + n as i64,
         }
+    }
+
+    #[test]
+    fn the_data_column_has_the_reference_keys_in_its_order() {
+        let mut logged = entry(3, 404);
+        logged.exec_time_ms = 1.0 / 3.0;
+        logged.referer = "https://example.com/\npage".into();
+        let mut data = Vec::new();
+        push_request_data(&mut data, &logged);
+        let expected = serde_json::json!({
+            "type": "request",
+            "method": "GET",
+            "url": "/api/collections/posts/records/r3",
+            "status": 404,
+            "execTime": 1.0 / 3.0,
+            "remoteIP": "127.0.0.1",
+            "userIP": "127.0.0.1",
+            "userAgent": "test \"agent\"",
+            "referer": "https://example.com/\npage",
+            "auth": "",
+        });
+        assert_eq!(String::from_utf8(data).unwrap(), expected.to_string());
     }
 
     #[test]

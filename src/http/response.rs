@@ -3,7 +3,7 @@
 //! every response carries.
 
 use crate::error::ApiError;
-use serde::Serialize;
+use crate::json::WriteJson;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -29,18 +29,15 @@ impl Reply {
         Reply::json_of(status, value)
     }
 
-    /// `status` with the JSON of `value`, serialized straight into the
-    /// body. `value` must serialize as JSON can: string map keys, finite
-    /// numbers (else the body is empty).
-    pub fn json_of<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
+    /// `status` with the JSON text of `value`, written straight into the
+    /// body.
+    pub fn json_of<T: WriteJson + ?Sized>(status: u16, value: &T) -> Reply {
         // Room for a typical record up front rather than growing from 128
         // bytes by doubling. Just under 1 KiB: glibc serves that size from
         // its per-thread cache, while a request of 1 KiB or more makes it
         // sweep its fast bins first, on every reply.
         let mut body = Vec::with_capacity(1000);
-        if serde_json::to_writer(&mut body, value).is_err() {
-            body.clear();
-        }
+        value.write_json(&mut body);
         Reply {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],

@@ -30,6 +30,7 @@ use crate::auth::Auth;
 use crate::collections::Collection;
 use crate::error::{field_error, ApiError, FieldErrors};
 use crate::http::{body, Method, Outcome, Reply, Req};
+use crate::json::{self, WriteJson};
 use crate::realtime_api::{Action, DeletedRecords};
 use crate::security::{password, random};
 use crate::store::WriteTx;
@@ -205,14 +206,32 @@ pub fn list(ctx: &Ctx<'_>, req: &mut Req<'_>, c: &str) -> Result<Reply, ApiError
 }
 
 /// A list answer, its keys in the reference's order.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Page {
     page: i64,
     per_page: i64,
     total_items: i64,
     total_pages: i64,
     items: Vec<Presented>,
+}
+
+impl WriteJson for Page {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let numbers = [
+            ("page", self.page),
+            ("perPage", self.per_page),
+            ("totalItems", self.total_items),
+            ("totalPages", self.total_pages),
+        ];
+        out.push(b'{');
+        for (name, number) in numbers {
+            json::push_key(out, name);
+            json::push_serde(out, &number);
+            out.push(b',');
+        }
+        json::push_key(out, "items");
+        self.items.write_json(out);
+        out.push(b'}');
+    }
 }
 
 /// Loads a record the caller may see under `rule`, or 404.

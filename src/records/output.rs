@@ -6,7 +6,6 @@
 //! Pure: no SQL, no rules evaluation — the caller says who is looking.
 //! `expand` and `fields` filtering are added by the caller afterwards.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use super::values::{zero_value, RecordValues};
@@ -28,10 +27,10 @@ pub struct Viewer {
     pub can_manage: bool,
 }
 
-/// A record as shown: its keys and values in API order. It serializes
-/// straight to a JSON object, without the hashed map a `serde_json` object
-/// builds, and becomes one (`into_map`) when `expand` or `fields` must
-/// reshape it.
+/// A record as shown: its keys and values in API order. It writes itself
+/// as a JSON object (`WriteJson`), without the hashed map a `serde_json`
+/// object builds, and becomes one (`into_map`) when `expand` or `fields`
+/// must reshape it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Shown {
     pairs: Vec<(String, Value)>,
@@ -43,13 +42,17 @@ impl Shown {
     }
 }
 
-impl Serialize for Shown {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.pairs.len()))?;
-        for (name, value) in &self.pairs {
-            map.serialize_entry(name, value)?;
+impl crate::json::WriteJson for Shown {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (n, (name, value)) in self.pairs.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            crate::json::push_key(out, name);
+            crate::json::push_value(out, value);
         }
-        map.end()
+        out.push(b'}');
     }
 }
 
@@ -245,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shown_record_serializes_as_its_json_object() {
+    fn a_shown_record_writes_the_json_of_its_object() {
         let c = users();
         let viewers = [
             Viewer::default(),
@@ -264,10 +267,9 @@ mod tests {
                 record.set("notes", json!("quote \" and\nline, \u{e9}"));
                 let object = Value::Object(to_json(&c, &record, &viewer));
                 let shown = show(&c, record, &viewer);
-                assert_eq!(
-                    serde_json::to_string(&shown).unwrap(),
-                    serde_json::to_string(&object).unwrap()
-                );
+                let mut written = Vec::new();
+                crate::json::WriteJson::write_json(&shown, &mut written);
+                assert_eq!(written, serde_json::to_vec(&object).unwrap());
                 assert_eq!(Value::Object(shown.into_map()), object);
             }
         }

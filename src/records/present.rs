@@ -16,7 +16,6 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use rusqlite::Connection;
-use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::expand::{self, ExpandTree};
@@ -80,7 +79,7 @@ pub fn present(
 
 /// A record presented for an answer that only serializes it: its shown
 /// fields as they are, or the JSON object `expand` or `fields` made of
-/// them. Both serialize to the same JSON `present_owned` gives.
+/// them. Both write the same JSON text `present_owned` gives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Presented {
     Shown(Shown),
@@ -97,11 +96,11 @@ impl Presented {
     }
 }
 
-impl Serialize for Presented {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl crate::json::WriteJson for Presented {
+    fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Presented::Shown(shown) => shown.serialize(serializer),
-            Presented::Reshaped(value) => value.serialize(serializer),
+            Presented::Shown(shown) => shown.write_json(out),
+            Presented::Reshaped(value) => value.write_json(out),
         }
     }
 }
