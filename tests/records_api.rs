@@ -291,3 +291,49 @@ fn multipart_bodies_with_json_payload_and_modifiers() {
     assert_eq!(r.json()["n"], 7);
     assert_eq!(r.json()["tags"], json!(["c"]));
 }
+
+/// Workers share read snapshots between GET requests (`store::reader`);
+/// none may hide a write that was already acknowledged. Clients at once
+/// create a record, read it, change it and read the change, each request on
+/// a new connection that any worker may take.
+#[test]
+fn every_acknowledged_write_is_read_back_at_once_under_concurrent_load() {
+    let tmp = TempDir::new("read-your-writes");
+    let server = Server::start(&tmp);
+    let su = server.superuser_token();
+    create_collection(
+        &server,
+        &su,
+        json!({
+            "name": "notes", "type": "base",
+            "viewRule": "", "createRule": "", "updateRule": "",
+            "fields": [{"name": "n", "type": "number"}],
+        }),
+    );
+    std::thread::scope(|scope| {
+        for client in 0..8 {
+            let server = &server;
+            scope.spawn(move || {
+                for round in 0..40 {
+                    let body = json!({ "n": round });
+                    let created =
+                        server.request("POST", "/api/collections/notes/records", None, Some(&body));
+                    assert_eq!(created.status, 200, "client {client} round {round}");
+                    let id = created.json()["id"].as_str().unwrap().to_string();
+                    let path = format!("/api/collections/notes/records/{id}");
+                    let seen = server.request("GET", &path, None, None);
+                    assert_eq!(seen.status, 200, "client {client} round {round}");
+                    let body = json!({ "n": round + 1000 });
+                    let changed = server.request("PATCH", &path, None, Some(&body));
+                    assert_eq!(changed.status, 200, "client {client} round {round}");
+                    let seen = server.request("GET", &path, None, None);
+                    assert_eq!(
+                        seen.json()["n"],
+                        round + 1000,
+                        "client {client} round {round}"
+                    );
+                }
+            });
+        }
+    });
+}
