@@ -7,7 +7,8 @@
 //! locks on the WAL index, which are file-lock system calls that the
 //! workers contend on, and which make a worker that finds no request waiting
 //! more likely to fall asleep and be woken again. Under a load of record
-//! views that was a fifth of the server's CPU time.
+//! views, sharing them cut the server's CPU per view by a quarter (20
+//! against 26 microseconds, measured side by side).
 //!
 //! Why it is safe: the writer counts its commits before it answers anyone
 //! (`Writer::commits`). A snapshot begun when the count was N holds every
