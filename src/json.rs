@@ -43,18 +43,21 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
         Value::Number(number) => push_serde(out, number),
         Value::String(text) => push_str(out, text),
         Value::Array(items) => items.write_json(out),
-        Value::Object(map) => {
-            out.push(b'{');
-            for (n, (key, item)) in map.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                push_key(out, key);
-                push_value(out, item);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => push_object(out, map.iter()),
     }
+}
+
+/// Appends a JSON object of `pairs`, in their order.
+pub fn push_object<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a String, &'a Value)>) {
+    out.push(b'{');
+    for (n, (key, item)) in pairs.enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        push_key(out, key);
+        push_value(out, item);
+    }
+    out.push(b'}');
 }
 
 /// Appends `"key":`.

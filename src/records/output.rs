@@ -44,15 +44,7 @@ impl Shown {
 
 impl crate::json::WriteJson for Shown {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for (n, (name, value)) in self.pairs.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            crate::json::push_key(out, name);
-            crate::json::push_value(out, value);
-        }
-        out.push(b'}');
+        crate::json::push_object(out, self.pairs.iter().map(|(name, value)| (name, value)));
     }
 }
 
